@@ -1,0 +1,63 @@
+# protomesh entry points. `make run` and `make test` are the README's quick start;
+# CI (.ci/run) calls `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SITE    = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+BASELINE := proto/baseline.binpb
+
+.PHONY: setup generate proto-deps lint check-generated breaking baseline test test-fast run bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+# Lock file from pyproject.toml (run after changing dependencies).
+lock: setup
+	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+generate: setup
+	$(BIN)/python tools/generate_protos.py
+
+proto-deps: setup
+	mkdir -p build/proto-deps/google
+	ln -sfn $(SITE)/google/api build/proto-deps/google/api
+	ln -sfn $(SITE)/google/rpc build/proto-deps/google/rpc
+
+lint: proto-deps
+	$(BIN)/buf lint
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# Fails when generated/ is not what `make generate` produces from proto/.
+check-generated: generate
+	@git add -N generated >/dev/null 2>&1 || true
+	@git diff --exit-code --stat -- generated || (echo "generated/ is out of sync with proto/: run 'make generate' and commit" >&2; exit 1)
+
+breaking: proto-deps
+	$(BIN)/buf breaking --against $(BASELINE)
+
+# Records the current contracts as the baseline `make breaking` compares with.
+baseline: proto-deps
+	$(BIN)/buf build --exclude-source-info -o $(BASELINE)
+
+test: lint check-generated breaking
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -x -q
+
+run: setup
+	$(BIN)/protomesh up
+
+bench: setup
+	$(BIN)/protomesh bench
+
+clean:
+	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,134 @@
+"""Typed configuration from `PROTOMESH_*` environment variables.
+
+Every setting has a default that works on a developer machine; the README's
+configuration table lists them all. Values are parsed once, at start-up, into
+an immutable `Settings` that is passed to whatever needs it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PREFIX = "PROTOMESH_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All runtime settings. Field `x_y` is read from `PROTOMESH_X_Y`."""
+
+    data_dir: Path = field(
+        default=Path(".data"),
+        metadata={"doc": "Embedded PostgreSQL data, dev keys and JWKS live here."},
+    )
+    database_url: str = field(
+        default="",
+        metadata={
+            "doc": "Owner DSN of an external PostgreSQL with pgvector (migrations run as this "
+            "user); empty starts the embedded server in the data dir."
+        },
+    )
+    app_database_url: str = field(
+        default="",
+        metadata={
+            "doc": "DSN the services use (the NOBYPASSRLS application role); derived from "
+            "`DATABASE_URL` with user `protomesh_app` when empty."
+        },
+    )
+    db_pool_min: int = field(default=2, metadata={"doc": "Minimum connections per pool."})
+    db_pool_max: int = field(default=10, metadata={"doc": "Maximum connections per pool."})
+    host: str = field(default="127.0.0.1", metadata={"doc": "Address every server binds."})
+    document_port: int = field(default=50051, metadata={"doc": "DocumentService gRPC port."})
+    search_port: int = field(default=50052, metadata={"doc": "SearchService gRPC port."})
+    task_port: int = field(default=50053, metadata={"doc": "TaskService gRPC port."})
+    cost_port: int = field(default=50054, metadata={"doc": "CostService gRPC port."})
+    gateway_port: int = field(default=8080, metadata={"doc": "HTTP gateway port."})
+    gateway_workers: int = field(default=1, metadata={"doc": "Gateway worker processes."})
+    jwks: str = field(
+        default="",
+        metadata={
+            "doc": "JWKS for token verification: a file path or an http(s) URL; "
+            "`<data_dir>/jwks.json` (the dev key) when empty."
+        },
+    )
+    jwt_issuer: str = field(default="protomesh-dev", metadata={"doc": "Required `iss` claim."})
+    jwt_audience: str = field(default="protomesh", metadata={"doc": "Required `aud` claim."})
+    jwt_leeway_seconds: int = field(
+        default=30, metadata={"doc": "Clock skew tolerated on `exp`, `nbf` and `iat`."}
+    )
+    service_token_ttl_seconds: int = field(
+        default=3600, metadata={"doc": "Lifetime of internal service-identity tokens."}
+    )
+    grace_period_seconds: float = field(
+        default=10.0, metadata={"doc": "How long shutdown waits for in-flight RPCs."}
+    )
+    max_message_bytes: int = field(
+        default=20 * 1024 * 1024, metadata={"doc": "Largest gRPC message a server accepts."}
+    )
+    max_document_bytes: int = field(
+        default=1024 * 1024, metadata={"doc": "Largest document content accepted."}
+    )
+    log_level: str = field(default="info", metadata={"doc": "debug, info, warning or error."})
+    log_format: str = field(default="json", metadata={"doc": "`json` or `console`."})
+    page_token_secret: str = field(
+        default="",
+        metadata={
+            "doc": "Key that signs page tokens; derived from the dev key when empty. Set the "
+            "same value on every replica."
+        },
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Builds settings from the environment, then applies keyword overrides (CLI flags)."""
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(hints[f.name], raw, f.name)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def jwks_source(self) -> str:
+        return self.jwks or str(self.data_dir / "jwks.json")
+
+    def port_of(self, service: str) -> int:
+        ports = {
+            "document": self.document_port,
+            "search": self.search_port,
+            "task": self.task_port,
+            "cost": self.cost_port,
+        }
+        return ports[service]
+
+    def address_of(self, service: str) -> str:
+        return f"{self.host}:{self.port_of(service)}"
+
+
+def _parse(kind: Any, raw: str, name: str) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if kind is Path:
+            return Path(raw)
+        return kind(raw)
+    except ValueError as exc:
+        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+
+
+def documented_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, for the README and `--help`."""
+    return [
+        (PREFIX + f.name.upper(), str(f.default), f.metadata.get("doc", ""))
+        for f in fields(Settings)
+    ]
