@@ -9,7 +9,6 @@ package and are not regenerated: their Python modules ship with that package.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path

@@ -1,0 +1,17 @@
+"""Prometheus RED metrics per RPC, shared by every service process."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+RPC_REQUESTS = Counter(
+    "protomesh_rpc_requests_total",
+    "RPCs handled, by method and status code.",
+    ["service", "method", "code"],
+)
+RPC_DURATION = Histogram(
+    "protomesh_rpc_duration_seconds",
+    "RPC handling time in seconds, by method.",
+    ["service", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,0 +1,193 @@
+"""Bootstrap of one service process: a `grpc.aio` server with the interceptor
+chain, health and reflection, its database pool and background work, and a
+graceful shutdown (health → NOT_SERVING, drain in-flight RPCs, close pools).
+
+Each service provides a `ServiceSpec`: its descriptor, the generated
+`add_*Servicer_to_server` function and an async factory that builds the
+servicer (and any background loops) from the shared `Runtime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.platform.auth import JwksSource, TokenVerifier
+from services.platform.clients import ServiceClients
+from services.platform.config import Settings
+from services.platform.db import APP_ROLE, Pool, create_pool, with_user
+from services.platform.identity import ServiceIdentity
+from services.platform.interceptors import RateLimiter, ServerChain
+from services.platform.logs import configure_logging, get_logger
+from services.platform.policy import service_methods
+
+log = get_logger("protomesh.server")
+
+
+@dataclass
+class Runtime:
+    """Shared dependencies a service factory builds its servicer from."""
+
+    settings: Settings
+    service: str
+    pool: Pool
+    clients: ServiceClients
+    identity: ServiceIdentity
+
+
+@dataclass
+class ServiceParts:
+    """What a service factory returns: the servicer, background loops to run while
+    serving (indexers, sweepers), and an optional async cleanup."""
+
+    servicer: Any
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    close: Callable[[], Awaitable[None]] | None = None
+    rate_limiter: RateLimiter | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to serve one protomesh service."""
+
+    name: str
+    descriptor: ServiceDescriptor
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    build: Callable[[Runtime], Awaitable[ServiceParts]]
+
+
+def app_dsn(settings: Settings) -> str:
+    if settings.app_database_url:
+        return settings.app_database_url
+    if not settings.database_url:
+        raise RuntimeError("PROTOMESH_DATABASE_URL is not set (protomesh up sets it)")
+    return with_user(settings.database_url, APP_ROLE)
+
+
+def token_verifier(settings: Settings) -> TokenVerifier:
+    return TokenVerifier(
+        JwksSource(settings.jwks_source),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
+
+
+class ServiceServer:
+    """One running service: start, then stop (gracefully) or wait for a signal."""
+
+    def __init__(self, spec: ServiceSpec, settings: Settings, port: int | None = None) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.requested_port = settings.port_of(spec.name) if port is None else port
+        self.port = 0
+        self.health = health.aio.HealthServicer()
+        self._server: grpc.aio.Server | None = None
+        self._pool: Pool | None = None
+        self._parts: ServiceParts | None = None
+        self._clients: ServiceClients | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> int:
+        settings = self.settings
+        self._pool = await create_pool(
+            app_dsn(settings), settings.db_pool_min, settings.db_pool_max
+        )
+        identity = ServiceIdentity(settings, self.spec.name)
+        self._clients = ServiceClients(settings, identity)
+        runtime = Runtime(settings, self.spec.name, self._pool, self._clients, identity)
+        self._parts = await self.spec.build(runtime)
+        chain = ServerChain(
+            service_methods(self.spec.descriptor),
+            token_verifier(settings),
+            self._parts.rate_limiter,
+        )
+        server = grpc.aio.server(
+            interceptors=[chain],
+            options=[
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.spec.add_to_server(self._parts.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (self.spec.descriptor.full_name, reflection.SERVICE_NAME, health.SERVICE_NAME),
+            server,
+        )
+        self.port = server.add_insecure_port(f"{settings.host}:{self.requested_port}")
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind {settings.host}:{self.requested_port}")
+        await server.start()
+        self._server = server
+        self._tasks = [
+            asyncio.create_task(self._supervise(loop)) for loop in self._parts.background
+        ]
+        for name in ("", self.spec.descriptor.full_name):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", service=self.spec.name, address=f"{settings.host}:{self.port}")
+        return self.port
+
+    async def _supervise(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Runs a background loop, restarting it after an unexpected error."""
+        while True:
+            try:
+                await loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "background loop failed; restarting", loop=getattr(loop, "__name__", "?")
+                )
+                await asyncio.sleep(1.0)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health first (NOT_SERVING), then stop accepting, drain in-flight RPCs within the
+        grace period, then background loops and pools."""
+        grace = self.settings.grace_period_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._parts is not None and self._parts.close is not None:
+            await self._parts.close()
+        if self._clients is not None:
+            await self._clients.close()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("stopped", service=self.spec.name)
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+
+async def serve_forever(spec: ServiceSpec, settings: Settings) -> None:
+    """Runs a service until SIGTERM or SIGINT, then shuts it down gracefully."""
+    server = ServiceServer(spec, settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+
+
+def main(spec: ServiceSpec) -> None:
+    """Process entry point of a service (`python -m services.<name>`)."""
+    settings = Settings.from_env()
+    configure_logging(spec.name, settings.log_level, settings.log_format)
+    asyncio.run(serve_forever(spec, settings))

@@ -1,0 +1,60 @@
+"""Health, reflection and graceful shutdown of a real service server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from protomesh.document.v1 import document_service_pb2 as pb
+from protomesh.document.v1 import document_service_pb2_grpc as pb_grpc
+
+from services.platform.config import Settings
+from services.platform.server import ServiceServer, ServiceSpec
+from tests.conftest import Mint, bearer
+
+
+async def test_health_reports_serving_for_the_server_and_the_service(probe_channel) -> None:
+    health = health_pb2_grpc.HealthStub(probe_channel)
+    for service in ("", "protomesh.document.v1.DocumentService"):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_reflection_lists_the_service(probe_channel) -> None:
+    reflection = reflection_pb2_grpc.ServerReflectionStub(probe_channel)
+
+    async def requests():  # type: ignore[no-untyped-def]
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+    async for reply in reflection.ServerReflectionInfo(requests()):
+        names = {s.name for s in reply.list_services_response.service}
+        assert "protomesh.document.v1.DocumentService" in names
+        assert "grpc.health.v1.Health" in names
+        break
+
+
+async def test_graceful_shutdown_drains_in_flight_rpcs_and_flips_health_first(
+    probe_spec: ServiceSpec, settings: Settings, mint: Mint
+) -> None:
+    server = ServiceServer(probe_spec, settings, port=0)
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    stub = pb_grpc.DocumentServiceStub(channel)
+    health = health_pb2_grpc.HealthStub(channel)
+    in_flight = asyncio.ensure_future(
+        stub.GetDocument(
+            pb.GetDocumentRequest(name="documents/sleep0-6"), metadata=bearer(mint("t1"))
+        )
+    )
+    await asyncio.sleep(0.2)
+    stopping = asyncio.ensure_future(server.stop(grace=5.0))
+    await asyncio.sleep(0.05)
+    # Health turned NOT_SERVING before the server stopped accepting.
+    assert server.health._server_status[""] == health_pb2.HealthCheckResponse.NOT_SERVING
+    doc = await in_flight
+    assert doc.name == "documents/sleep0-6"
+    await stopping
+    del health
+    await channel.close()
