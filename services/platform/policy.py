@@ -14,6 +14,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
+
 from protomesh.common.v1 import options_pb2
 
 IdempotencyLevel = descriptor_pb2.MethodOptions.IdempotencyLevel

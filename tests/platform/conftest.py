@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 import pytest
+
 from protomesh.document.v1 import document_service_pb2 as pb
 from protomesh.document.v1 import document_service_pb2_grpc as pb_grpc
-
 from services.platform.config import Settings
 from services.platform.context import current_call, principal
 from services.platform.errors import AlreadyExists, QuotaViolation, ResourceExhausted

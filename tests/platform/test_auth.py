@@ -11,8 +11,8 @@ import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from protomesh.document.v1 import document_service_pb2 as pb
 
+from protomesh.document.v1 import document_service_pb2 as pb
 from services.platform.config import Settings
 from services.platform.identity import load_key, public_jwk, rotate_dev_key
 from tests.conftest import Mint, bearer

@@ -7,8 +7,8 @@ import asyncio
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
-from protomesh.document.v1 import document_service_pb2 as pb
 
+from protomesh.document.v1 import document_service_pb2 as pb
 from tests.conftest import Mint, bearer
 
 
