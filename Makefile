@@ -41,11 +41,11 @@ check-generated: generate
 	@git diff --exit-code --stat -- generated || (echo "generated/ is out of sync with proto/: run 'make generate' and commit" >&2; exit 1)
 
 breaking: proto-deps
-	$(BIN)/buf breaking --against $(BASELINE)
+	$(BIN)/buf breaking proto --against $(BASELINE)
 
 # Records the current contracts as the baseline `make breaking` compares with.
 baseline: proto-deps
-	$(BIN)/buf build --exclude-source-info -o $(BASELINE)
+	$(BIN)/buf build proto --exclude-source-info -o $(BASELINE)
 
 test: lint check-generated breaking
 	$(BIN)/python -m pytest

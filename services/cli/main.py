@@ -1,0 +1,157 @@
+"""The `protomesh` command line."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.cli.launcher import (
+    SERVICES,
+    grpc_serving,
+    http_healthy,
+    start_system,
+    wait_for_signal,
+)
+from services.platform.config import Settings, documented_settings
+from services.platform.embedded import EmbeddedPostgres
+from services.platform.identity import KEY_FILE, ensure_dev_key, load_key, mint_token
+from services.platform.migrations import migrate as run_migrations
+
+app = typer.Typer(
+    help="protomesh: a spec-first gRPC service mesh for AI-agent back ends.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+
+DEFAULT_SCOPES = (
+    "documents:read documents:write search:read tasks:read tasks:write cost:read cost:write"
+)
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Overrides PROTOMESH_DATA_DIR.", show_default=False),
+]
+
+
+def _settings(data_dir: Path | None = None) -> Settings:
+    return Settings.from_env(data_dir=data_dir)
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    workers: Annotated[int, typer.Option(help="Task worker coroutines (0 for none).")] = 2,
+) -> None:
+    """Start PostgreSQL, migrate, run every service, the workers and the gateway; Ctrl-C stops."""
+    settings = _settings(data_dir)
+    with console.status("starting protomesh (PostgreSQL, migrations, services)..."):
+        system = start_system(settings, workers)
+    table = Table(title="protomesh is up", show_lines=False)
+    table.add_column("component")
+    table.add_column("endpoint")
+    for name in SERVICES:
+        table.add_row(f"{name} (gRPC)", settings.address_of(name))
+    if any(c.name == "gateway" for c in system.children):
+        base = f"http://{settings.host}:{settings.gateway_port}"
+        table.add_row("gateway (REST)", base)
+        table.add_row("OpenAPI", f"{base}/openapi.json")
+    table.add_row("PostgreSQL", "embedded" if system.postgres else "external")
+    table.add_row("logs", str(settings.data_dir / "logs"))
+    console.print(table)
+    console.print(
+        "Get a token:  [bold]protomesh token --tenant acme --user alice[/bold]\n"
+        'Try it:       grpcurl -plaintext -H "authorization: Bearer $TOKEN" '
+        f"{settings.address_of('document')} list\n"
+        "Press Ctrl-C to stop."
+    )
+    try:
+        wait_for_signal()
+    finally:
+        with console.status("stopping..."):
+            system.stop()
+        console.print("stopped.")
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Apply pending schema migrations (embedded PostgreSQL unless PROTOMESH_DATABASE_URL)."""
+    settings = _settings(data_dir)
+    postgres = None
+    dsn = settings.database_url
+    if not dsn:
+        postgres = EmbeddedPostgres(settings.data_dir / "pg")
+        dsn = postgres.start()
+    try:
+        applied = asyncio.run(run_migrations(dsn))
+    finally:
+        if postgres is not None:
+            postgres.stop()
+    for migration in applied:
+        console.print(f"applied {migration.service}/{migration.version}")
+    console.print(f"{len(applied)} migration(s) applied; schema is up to date.")
+
+
+@app.command()
+def token(
+    tenant: Annotated[str, typer.Option(help="tenant_id claim.")],
+    user: Annotated[str, typer.Option(help="sub claim (user id).")] = "dev",
+    scope: Annotated[str, typer.Option(help="Space-separated scopes.")] = DEFAULT_SCOPES,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a dev token signed with the local dev key (created on first use)."""
+    settings = _settings(data_dir)
+    ensure_dev_key(settings.data_dir)
+    key = load_key(settings.data_dir / KEY_FILE)
+    print(
+        mint_token(
+            key,
+            tenant=tenant,
+            user=user,
+            scopes=scope,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=ttl,
+        )
+    )
+
+
+@app.command()
+def status(data_dir: DataDir = None) -> None:
+    """Show the health of every service and the gateway."""
+    settings = _settings(data_dir)
+    table = Table(title="protomesh status")
+    table.add_column("component")
+    table.add_column("endpoint")
+    table.add_column("health")
+    healthy = True
+    for name in SERVICES:
+        ok = asyncio.run(grpc_serving(settings.address_of(name)))
+        healthy &= ok
+        table.add_row(name, settings.address_of(name), "SERVING" if ok else "[red]DOWN[/red]")
+    gateway = f"http://{settings.host}:{settings.gateway_port}"
+    ok = http_healthy(f"{gateway}/healthz")
+    table.add_row("gateway", gateway, "OK" if ok else "[red]DOWN[/red]")
+    console.print(table)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@app.command("config")
+def show_config() -> None:
+    """List every PROTOMESH_* setting with its default."""
+    table = Table(title="configuration (environment)")
+    for column in ("variable", "default", "meaning"):
+        table.add_column(column)
+    for name, default, doc in documented_settings():
+        table.add_row(name, default, doc)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()
