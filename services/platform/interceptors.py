@@ -148,20 +148,10 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
     def _finish(self, call: CallContext, code: grpc.StatusCode, started: float) -> None:
+        """Records metrics and the access log line after the response is on its way:
+        scheduled on the loop rather than run inline, so it adds no latency."""
         elapsed = time.perf_counter() - started
-        info = call.method
-        RPC_REQUESTS.labels(info.service, info.name, code.name).inc()
-        RPC_DURATION.labels(info.service, info.name).observe(elapsed)
-        principal = call.principal
-        log.info(
-            "rpc",
-            rpc=info.path,
-            code=code.name,
-            duration_ms=round(elapsed * 1000, 3),
-            request_id=call.request_id,
-            tenant=principal.tenant_id if principal else None,
-            user=principal.user_id if principal else None,
-        )
+        asyncio.get_running_loop().call_soon(_record, call, code, elapsed)
 
     # -- wrapping per streaming kind ----------------------------------------
 
@@ -253,6 +243,22 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 yield response
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **serializers)
+
+
+def _record(call: CallContext, code: grpc.StatusCode, elapsed: float) -> None:
+    info = call.method
+    RPC_REQUESTS.labels(info.service, info.name, code.name).inc()
+    RPC_DURATION.labels(info.service, info.name).observe(elapsed)
+    principal = call.principal
+    log.info(
+        "rpc",
+        rpc=info.path,
+        code=code.name,
+        duration_ms=round(elapsed * 1000, 3),
+        request_id=call.request_id,
+        tenant=principal.tenant_id if principal else None,
+        user=principal.user_id if principal else None,
+    )
 
 
 def _loop_deadline(call: CallContext) -> float | None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure_logging(service: str, level: str = "info", fmt: str = "json") -> None:
+def configure_logging(
+    service: str, level: str = "info", fmt: str = "json", stream: TextIO | None = None
+) -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -27,7 +30,7 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=stream or sys.stderr),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
