@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from protomesh.cost.v1 import cost_service_pb2, cost_service_pb2_grpc
-
 from services.platform.server import Runtime, ServiceParts, ServiceSpec
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from protomesh.document.v1 import document_service_pb2, document_service_pb2_grpc
-
 from services.platform.server import Runtime, ServiceParts, ServiceSpec
 
 

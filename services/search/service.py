@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from protomesh.search.v1 import search_service_pb2, search_service_pb2_grpc
-
 from services.platform.server import Runtime, ServiceParts, ServiceSpec
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from protomesh.task.v1 import task_service_pb2, task_service_pb2_grpc
-
 from services.platform.server import Runtime, ServiceParts, ServiceSpec
 
 

@@ -10,6 +10,7 @@ import pytest
 from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import MethodDescriptor
+
 from protomesh.common.v1 import options_pb2
 from protomesh.cost.v1 import cost_service_pb2
 from protomesh.document.v1 import document_service_pb2
