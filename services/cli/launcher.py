@@ -168,6 +168,7 @@ def start_system(settings: Settings, workers: int = 2) -> System:
         **os.environ,
         "PROTOMESH_DATABASE_URL": database_url,
         "PROTOMESH_DATA_DIR": str(settings.data_dir.resolve()),
+        "PROTOMESH_METRICS_PORT_BASE": os.environ.get("PROTOMESH_METRICS_PORT_BASE", "9101"),
     }
     children = plan_children(settings, workers)
     system = System(settings, children, postgres, database_url)

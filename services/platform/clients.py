@@ -22,6 +22,7 @@ from services.platform.deadlines import downstream_timeout
 from services.platform.identity import ServiceIdentity
 from services.platform.interceptors import REQUEST_ID_HEADER
 from services.platform.policy import method_info
+from services.platform.telemetry import current_traceparent
 
 StubT = TypeVar("StubT")
 
@@ -57,7 +58,9 @@ def call_metadata(identity: ServiceIdentity | None = None) -> tuple[tuple[str, s
         metadata.append(("authorization", f"Bearer {token}"))
     if call is not None:
         metadata.append((REQUEST_ID_HEADER, call.request_id))
-        if call.traceparent:
+        # With tracing on, the OpenTelemetry client interceptor injects the current
+        # span's traceparent itself; with it off, pass the caller's through unchanged.
+        if call.traceparent and not current_traceparent():
             metadata.append(("traceparent", call.traceparent))
     return tuple(metadata)
 

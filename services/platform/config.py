@@ -73,6 +73,23 @@ class Settings:
     )
     log_level: str = field(default="info", metadata={"doc": "debug, info, warning or error."})
     log_format: str = field(default="json", metadata={"doc": "`json` or `console`."})
+    otel_exporter: str = field(
+        default="off",
+        metadata={
+            "doc": "Tracing: `off` (no instrumentation is installed, zero cost), `console`, or "
+            "`otlp` (to `PROTOMESH_OTLP_ENDPOINT`)."
+        },
+    )
+    otlp_endpoint: str = field(
+        default="http://127.0.0.1:4317", metadata={"doc": "OTLP/gRPC collector endpoint."}
+    )
+    metrics_port_base: int = field(
+        default=0,
+        metadata={
+            "doc": "Prometheus `/metrics` ports: documents at this port, search +1, tasks +2, "
+            "cost +3, task workers +4; 0 disables. `protomesh up` uses 9101."
+        },
+    )
     page_token_secret: str = field(
         default="",
         metadata={
@@ -106,6 +123,13 @@ class Settings:
             "cost": self.cost_port,
         }
         return ports[service]
+
+    def metrics_port_of(self, component: str) -> int:
+        """The Prometheus port of a process (0 when disabled)."""
+        if not self.metrics_port_base:
+            return 0
+        offsets = {"document": 0, "search": 1, "task": 2, "cost": 3, "task-worker": 4}
+        return self.metrics_port_base + offsets[component]
 
     def address_of(self, service: str) -> str:
         return f"{self.host}:{self.port_of(service)}"

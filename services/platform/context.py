@@ -33,6 +33,12 @@ class CallContext:
         return self.deadline - time.monotonic()
 
     @property
+    def trace_id(self) -> str:
+        """Trace id of the caller's W3C traceparent (`00-<trace id>-<span id>-<flags>`)."""
+        parts = self.traceparent.split("-")
+        return parts[1] if len(parts) == 4 else ""
+
+    @property
     def tenant_id(self) -> str:
         return self.principal.tenant_id if self.principal else ""
 

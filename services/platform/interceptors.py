@@ -256,6 +256,7 @@ def _record(call: CallContext, code: grpc.StatusCode, elapsed: float) -> None:
         code=code.name,
         duration_ms=round(elapsed * 1000, 3),
         request_id=call.request_id,
+        trace_id=call.trace_id,
         tenant=principal.tenant_id if principal else None,
         user=principal.user_id if principal else None,
     )

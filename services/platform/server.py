@@ -28,6 +28,7 @@ from services.platform.identity import ServiceIdentity
 from services.platform.interceptors import RateLimiter, ServerChain
 from services.platform.logs import configure_logging, get_logger
 from services.platform.policy import service_methods
+from services.platform.telemetry import configure_tracing, serve_metrics
 
 log = get_logger("protomesh.server")
 
@@ -190,4 +191,6 @@ def main(spec: ServiceSpec) -> None:
     """Process entry point of a service (`python -m services.<name>`)."""
     settings = Settings.from_env()
     configure_logging(spec.name, settings.log_level, settings.log_format)
+    configure_tracing(spec.name, settings)
+    serve_metrics(settings, spec.name)
     asyncio.run(serve_forever(spec, settings))
