@@ -79,6 +79,8 @@ class ServiceClients:
             found = grpc.aio.insecure_channel(
                 self.settings.address_of(service),
                 options=[
+                    # Spread calls over every address a dns:/// target resolves to.
+                    ("grpc.lb_policy_name", "round_robin"),
                     ("grpc.service_config", service_config(descriptor)),
                     ("grpc.enable_retries", 1),
                     ("grpc.max_receive_message_length", self.settings.max_message_bytes),

@@ -46,6 +46,16 @@ class Settings:
     task_port: int = field(default=50053, metadata={"doc": "TaskService gRPC port."})
     cost_port: int = field(default=50054, metadata={"doc": "CostService gRPC port."})
     gateway_port: int = field(default=8080, metadata={"doc": "HTTP gateway port."})
+    document_address: str = field(
+        default="",
+        metadata={
+            "doc": "Where clients reach DocumentService, e.g. "
+            "`dns:///documents-headless:50051`; `HOST:DOCUMENT_PORT` when empty."
+        },
+    )
+    search_address: str = field(default="", metadata={"doc": "Same, for SearchService."})
+    task_address: str = field(default="", metadata={"doc": "Same, for TaskService."})
+    cost_address: str = field(default="", metadata={"doc": "Same, for CostService."})
     gateway_workers: int = field(default=1, metadata={"doc": "Gateway worker processes."})
     jwks: str = field(
         default="",
@@ -132,7 +142,13 @@ class Settings:
         return self.metrics_port_base + offsets[component]
 
     def address_of(self, service: str) -> str:
-        return f"{self.host}:{self.port_of(service)}"
+        """Target for clients of `service`: its override, else this host and its port.
+        A bind-all host (0.0.0.0) is reached on the loopback address."""
+        override: str = getattr(self, f"{service}_address")
+        if override:
+            return override
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"{host}:{self.port_of(service)}"
 
 
 def _parse(kind: Any, raw: str, name: str) -> Any:
