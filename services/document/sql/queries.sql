@@ -1,0 +1,104 @@
+-- Named queries of DocumentService, called by name from store.py.
+-- Every query runs inside a transaction that set `app.tenant_id` (or
+-- `app.watch_all`), so row-level security, not these WHERE clauses, is what
+-- keeps tenants apart.
+
+-- name: lock_feed
+-- Taken first by every write transaction, held until commit: sequences are
+-- then drawn in commit order (see 0001_document.sql).
+SELECT pg_advisory_xact_lock(document.feed_lock_key());
+
+-- name: create_document
+-- One statement for AIP-155: the insert either wins or conflicts (on the id or
+-- on the request id); only a winner writes a change and a notification.
+-- $1 tenant, $2 id, $3 title, $4 content, $5 mime_type, $6 labels, $7 metadata,
+-- $8 source_uri, $9 size_bytes, $10 request_id (NULL for none), $11 request_hash
+WITH inserted AS (
+  INSERT INTO document.documents
+    (tenant_id, id, title, content, mime_type, labels, metadata, source_uri, size_bytes,
+     request_id, request_hash, sequence)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+          nextval(pg_get_serial_sequence('document.changes', 'sequence')))
+  ON CONFLICT DO NOTHING
+  RETURNING *
+), change AS (
+  INSERT INTO document.changes
+    (sequence, tenant_id, document_id, change_type, change_time, title, content, mime_type,
+     labels, metadata, source_uri, create_time, update_time, etag, size_bytes)
+  SELECT sequence, tenant_id, id, 1, update_time, title, content, mime_type,
+         labels, metadata, source_uri, create_time, update_time, etag, size_bytes
+  FROM inserted
+  RETURNING sequence, tenant_id
+), notified AS (
+  SELECT pg_notify('document_changes', sequence::text || ' ' || tenant_id) FROM change
+)
+SELECT inserted.*, (SELECT count(*) FROM notified) AS notified FROM inserted;
+
+-- name: find_by_request_id
+SELECT * FROM document.documents WHERE request_id = $1;
+
+-- name: document_exists
+SELECT etag FROM document.documents WHERE id = $1;
+
+-- name: get_document
+SELECT * FROM document.documents WHERE id = $1;
+
+-- name: get_documents
+SELECT * FROM document.documents WHERE id = ANY($1::text[]);
+
+-- name: update_document
+-- $1 id, $2 expected etag ('' for unconditional); then a flag and a value per
+-- updatable field: $3/$4 title, $5/$6 content (+ $7 size_bytes), $8/$9
+-- mime_type, $10/$11 labels, $12/$13 metadata, $14/$15 source_uri.
+WITH updated AS (
+  UPDATE document.documents SET
+    title       = CASE WHEN $3  THEN $4  ELSE title END,
+    content     = CASE WHEN $5  THEN $6  ELSE content END,
+    size_bytes  = CASE WHEN $5  THEN $7  ELSE size_bytes END,
+    mime_type   = CASE WHEN $8  THEN $9  ELSE mime_type END,
+    labels      = CASE WHEN $10 THEN $11 ELSE labels END,
+    metadata    = CASE WHEN $12 THEN $13 ELSE metadata END,
+    source_uri  = CASE WHEN $14 THEN $15 ELSE source_uri END,
+    update_time = clock_timestamp(),
+    sequence    = nextval(pg_get_serial_sequence('document.changes', 'sequence'))
+  WHERE id = $1 AND ($2 = '' OR etag = $2)
+  RETURNING *
+), change AS (
+  INSERT INTO document.changes
+    (sequence, tenant_id, document_id, change_type, change_time, title, content, mime_type,
+     labels, metadata, source_uri, create_time, update_time, etag, size_bytes)
+  SELECT sequence, tenant_id, id, 2, update_time, title, content, mime_type,
+         labels, metadata, source_uri, create_time, update_time, etag, size_bytes
+  FROM updated
+  RETURNING sequence, tenant_id
+), notified AS (
+  SELECT pg_notify('document_changes', sequence::text || ' ' || tenant_id) FROM change
+)
+SELECT updated.*, (SELECT count(*) FROM notified) AS notified FROM updated;
+
+-- name: delete_document
+-- $1 id, $2 expected etag ('' for unconditional).
+WITH deleted AS (
+  DELETE FROM document.documents
+  WHERE id = $1 AND ($2 = '' OR etag = $2)
+  RETURNING tenant_id, id
+), change AS (
+  INSERT INTO document.changes (sequence, tenant_id, document_id, change_type, change_time)
+  SELECT nextval(pg_get_serial_sequence('document.changes', 'sequence')), tenant_id, id, 3,
+         clock_timestamp()
+  FROM deleted
+  RETURNING sequence, tenant_id
+), notified AS (
+  SELECT pg_notify('document_changes', sequence::text || ' ' || tenant_id) FROM change
+)
+SELECT change.sequence, (SELECT count(*) FROM notified) AS notified FROM change;
+
+-- name: changes_after
+-- The feed after a cursor, in sequence order; $3 false leaves content out.
+SELECT sequence, tenant_id, document_id, change_type, change_time, title,
+       CASE WHEN $3 THEN content END AS content, mime_type, labels, metadata, source_uri,
+       create_time, update_time, etag, size_bytes
+FROM document.changes
+WHERE sequence > $1
+ORDER BY sequence
+LIMIT $2;
