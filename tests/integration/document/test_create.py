@@ -7,31 +7,10 @@ import asyncio
 import grpc
 import pytest
 from google.protobuf import struct_pb2, timestamp_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from protomesh.document.v1 import document_service_pb2 as pb
 from tests.integration.document.conftest import new_doc
-
-
-def error_info(err: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info
-    raise AssertionError("no ErrorInfo")
-
-
-def field_violations(err: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            return [v.field for v in bad.field_violations]
-    return []
+from tests.integration.document.helpers import error_info, field_violations
 
 
 async def test_create_stores_fields_and_fills_output_only_ones(stub, auth) -> None:
