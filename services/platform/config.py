@@ -72,6 +72,9 @@ class Settings:
     service_token_ttl_seconds: int = field(
         default=3600, metadata={"doc": "Lifetime of internal service-identity tokens."}
     )
+    health_check_interval_seconds: float = field(
+        default=2.0, metadata={"doc": "How often each service checks its database for health."}
+    )
     grace_period_seconds: float = field(
         default=10.0, metadata={"doc": "How long shutdown waits for in-flight RPCs."}
     )

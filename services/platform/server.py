@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -130,13 +131,38 @@ class ServiceServer:
             raise RuntimeError(f"cannot bind {settings.host}:{self.requested_port}")
         await server.start()
         self._server = server
-        self._tasks = [
-            asyncio.create_task(self._supervise(loop)) for loop in self._parts.background
-        ]
-        for name in ("", self.spec.descriptor.full_name):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        loops = [*self._parts.background, self._watch_database]
+        self._tasks = [asyncio.create_task(self._supervise(loop)) for loop in loops]
+        await self._set_health(serving=True)
         log.info("serving", service=self.spec.name, address=f"{settings.host}:{self.port}")
         return self.port
+
+    async def _set_health(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", self.spec.descriptor.full_name):
+            await self.health.set(name, status)
+
+    async def _watch_database(self) -> None:
+        """Health follows the database: NOT_SERVING while PostgreSQL cannot answer (so
+        load balancers and `protomesh status` see it), SERVING again once it does."""
+        assert self._pool is not None
+        serving = True
+        while True:
+            await asyncio.sleep(self.settings.health_check_interval_seconds)
+            try:
+                async with asyncio.timeout(2.0):
+                    await self._pool.fetchval("SELECT 1")
+                ok = True
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                ok = False
+            if ok != serving:
+                serving = ok
+                log.warning("database health changed", service=self.spec.name, serving=ok)
+                await self._set_health(serving=ok)
 
     async def _supervise(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Runs a background loop, restarting it after an unexpected error."""
