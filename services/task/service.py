@@ -1,15 +1,30 @@
-"""How to serve TaskService: its descriptor, servicer registration and factory."""
+"""How to serve TaskService: its descriptor, servicer registration and factory.
+
+The server accepts, reports and steers tasks and streams their events (one
+LISTEN connection per process wakes every WatchTask stream). Workers run in
+their own processes: `python -m services.task.worker --count N`.
+"""
 
 from __future__ import annotations
 
 from protomesh.task.v1 import task_service_pb2, task_service_pb2_grpc
-from services.platform.server import Runtime, ServiceParts, ServiceSpec
+from services.platform.pagination import PageTokens, page_token_secret
+from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
+from services.task.hub import EventHub
+from services.task.servicer import TaskServicer
+from services.task.store import TaskStore
+from services.task.workflows import default_registry
 
 
 async def build(runtime: Runtime) -> ServiceParts:
-    # Every RPC answers UNIMPLEMENTED until the service lands; auth, validation,
-    # health and reflection already work through the platform.
-    return ServiceParts(servicer=task_service_pb2_grpc.TaskServiceServicer())  # type: ignore[abstract]
+    hub = EventHub(app_dsn(runtime.settings))
+    servicer = TaskServicer(
+        TaskStore(runtime.pool),
+        default_registry(),
+        hub,
+        PageTokens(page_token_secret(runtime.settings)),
+    )
+    return ServiceParts(servicer=servicer, background=[hub.run])
 
 
 SPEC = ServiceSpec(
