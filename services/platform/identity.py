@@ -31,6 +31,7 @@ SERVICE_SCOPES = (
     "tasks:read tasks:write cost:read cost:write"
 )
 SERVICE_TENANT = "_protomesh"
+DELEGATED_TOKEN_TTL_SECONDS = 600
 
 
 def _b64(data: bytes) -> str:
@@ -156,3 +157,19 @@ class ServiceIdentity:
             )
             self._expires = time.time() + ttl
         return self._token
+
+    def token_for(self, tenant: str, user: str, scopes: str) -> str:
+        """A short-lived token that acts as `user` of `tenant` (e.g. a task worker
+        calling other services for the task's submitter, so row-level security
+        applies downstream). Records the acting service in an RFC 8693 `act` claim."""
+        key = load_key(self.settings.data_dir / KEY_FILE)
+        return mint_token(
+            key,
+            tenant=tenant,
+            user=user,
+            scopes=scopes,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            ttl_seconds=min(self.settings.service_token_ttl_seconds, DELEGATED_TOKEN_TTL_SECONDS),
+            extra_claims={"act": {"sub": f"service:{self.service}"}},
+        )

