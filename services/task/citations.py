@@ -59,9 +59,16 @@ def extract(answer: str, sources: Sequence[Source]) -> tuple[list[Citation], lis
     by_index = {s.index: s for s in sources}
     citations: list[Citation] = []
     uncited: list[str] = []
+    merged: list[str] = []
     for sentence in sentences(answer):
+        # A marker placed after the full stop ("... rows. [2]") cites the sentence before.
+        if merged and not _MARKER.sub("", sentence).strip():
+            merged[-1] = f"{merged[-1]} {sentence}"
+        else:
+            merged.append(sentence)
+    for sentence in merged:
         numbers = [int(n) for n in _MARKER.findall(sentence)]
-        claim = _MARKER.sub("", sentence).strip()
+        claim = re.sub(r"\s+([.!?,;:])", r"\1", _MARKER.sub("", sentence)).strip()
         if not numbers:
             if claim:
                 uncited.append(claim)

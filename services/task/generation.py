@@ -109,6 +109,16 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
+def cite(sentence: str, index: int) -> str:
+    """`sentence` with a `[index]` marker before its closing punctuation."""
+    body = sentence.rstrip()
+    end = ""
+    while body and body[-1] in ".!?":
+        end = body[-1] + end
+        body = body[:-1]
+    return f"{body} [{index}]{end}"
+
+
 class ExtractiveGenerator:
     """Answers with the source sentences that share the most content words with the
     question (ties: better-ranked source, earlier sentence), each cited."""
@@ -143,7 +153,7 @@ class ExtractiveGenerator:
             picked.sort(key=lambda s: (s[1], s[2]))
             pieces = []
             for i, (_, _, _, sentence, index) in enumerate(picked):
-                piece = ("" if i == 0 else " ") + f"{sentence} [{index}]"
+                piece = ("" if i == 0 else " ") + cite(sentence, index)
                 pieces.append(piece)
                 await on_delta(piece)
             text = "".join(pieces)

@@ -255,7 +255,8 @@ class Worker:
                 claimed = await self.store.claim(self.id, free, self.config.lease_seconds)
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("claim failed", error=str(exc))
-                claimed = []
+                await asyncio.sleep(self.config.poll_seconds)
+                return
             for row in claimed:
                 self._start_task(row)
             if claimed and len(claimed) == free:

@@ -106,13 +106,13 @@ WITH next AS (
   FOR UPDATE SKIP LOCKED
 ), claimed AS (
   UPDATE task.tasks t SET
-    state = 2, lease_owner = $1, lease_epoch = t.lease_epoch + 1,
+    state = 2, lease_owner = $1::text, lease_epoch = t.lease_epoch + 1,
     lease_expires_at = now() + make_interval(secs => $3::double precision),
     attempts = t.attempts + 1,
     start_time = coalesce(t.start_time, now()), update_time = now(), status_time = now(),
     status_message = '', last_event_seq = t.last_event_seq + 1,
     attempt_log = t.attempt_log || jsonb_build_array(jsonb_build_object(
-      'number', t.attempts + 1, 'worker_id', $1, 'start_time', now()))
+      'number', t.attempts + 1, 'worker_id', $1::text, 'start_time', now()))
   FROM next WHERE t.id = next.id
   RETURNING t.*
 ), logged AS (
