@@ -1,0 +1,111 @@
+"""Pure rules of the task service: lifecycle, backoff, citations, extractive
+generation, circuit breaker."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from services.platform.errors import Unavailable
+from services.task import citations, states
+from services.task.breaker import CircuitBreaker
+from services.task.generation import ExtractiveGenerator, Prompt, Source, count_tokens
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (states.SUBMITTED, states.WORKING),
+        (states.WORKING, states.COMPLETED),
+        (states.WORKING, states.SUBMITTED),
+        (states.INPUT_REQUIRED, states.SUBMITTED),
+        (states.FAILED, states.SUBMITTED),
+        (states.SUBMITTED, states.CANCELED),
+    ],
+)
+def test_legal_transitions_pass(old: int, new: int) -> None:
+    states.check_transition(old, new)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (states.COMPLETED, states.WORKING),
+        (states.CANCELED, states.SUBMITTED),
+        (states.REJECTED, states.SUBMITTED),
+        (states.SUBMITTED, states.COMPLETED),
+        (states.INPUT_REQUIRED, states.COMPLETED),
+        (states.FAILED, states.CANCELED),
+    ],
+)
+def test_illegal_transitions_are_rejected(old: int, new: int) -> None:
+    with pytest.raises(states.IllegalTransition):
+        states.check_transition(old, new)
+
+
+def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
+    rng = random.Random(1)
+    for attempt in range(1, 10):
+        ceiling = min(10.0, 0.5 * 2 ** (attempt - 1))
+        delays = [states.backoff_seconds(attempt, 0.5, 10.0, rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.8
+
+
+SOURCES = [
+    Source(1, "documents/a", "a-0", "A", "Cats sleep sixteen hours a day. Cats purr."),
+    Source(2, "documents/b", "b-0", "B", "Dogs bark at strangers. Dogs love walks."),
+]
+
+
+def test_citations_are_verified_against_the_cited_chunk() -> None:
+    answer = "Cats sleep sixteen hours a day [1]. Dogs bark at strangers [1]. Fish fly [3]."
+    found, uncited = citations.extract(answer, SOURCES)
+    checks = citations.verify(found, SOURCES)
+    assert [c.supported for c in checks] == [True, False, False]
+    assert checks[0].quote == "Cats sleep sixteen hours a day."
+    assert checks[2].reason == "cites a source that was not retrieved"
+    assert uncited == []
+
+
+def test_sentences_without_a_citation_are_reported() -> None:
+    _, uncited = citations.extract("Dogs love walks [2]. Birds sing.", SOURCES)
+    assert uncited == ["Birds sing."]
+
+
+async def test_the_extractive_generator_is_deterministic_and_cites_its_sentences() -> None:
+    deltas: list[str] = []
+
+    async def collect(text: str) -> None:
+        deltas.append(text)
+
+    prompt = Prompt("How long do cats sleep?", SOURCES)
+    first = await ExtractiveGenerator().generate(prompt, collect, 100)
+    second = await ExtractiveGenerator().generate(prompt, collect, 100)
+    assert first == second
+    assert first.model == "extractive-v1"
+    assert first.text.startswith("Cats sleep sixteen hours a day [1].")
+    assert first.usage.estimated is True
+    assert first.usage.output_tokens == count_tokens(first.text)
+    checks = citations.verify(citations.extract(first.text, SOURCES)[0], SOURCES)
+    assert checks
+    assert all(c.supported for c in checks)
+
+
+def test_the_breaker_opens_after_consecutive_failures_and_half_opens_after_cooldown() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=2, cooldown_seconds=10, clock=lambda: now[0])
+    breaker.record_failure()
+    breaker.before_call()
+    breaker.record_failure()
+    with pytest.raises(Unavailable):
+        breaker.before_call()
+    now[0] = 11
+    assert breaker.state == "half-open"
+    breaker.before_call()
+    breaker.record_failure()  # the trial failed: open again
+    assert breaker.state == "open"
+    now[0] = 22
+    breaker.record_success()
+    assert breaker.state == "closed"
