@@ -2,10 +2,11 @@
 `sql/queries.sql`, called by name, inside the right kind of transaction.
 
 API-side methods run in `tenant_transaction` (row-level security admits the
-caller's tenant only). Worker-side methods run in
-`settings_transaction(worker="on")` and every write is fenced by the lease
-(owner + epoch): when it matches no row, `Fenced` is raised and the caller
-must stop working on the task.
+caller's tenant only). Worker-side methods run with `app.worker = 'on'`: on a
+worker pool whose sessions set it at connect (`worker_session=True`, one round
+trip per single-statement write), else in `settings_transaction(worker="on")`.
+Every worker write is fenced by the lease (owner + epoch): when it matches no
+row, `Fenced` is raised and the caller must stop working on the task.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ def status_body(state: int, message: str) -> dict[str, Any]:
 
 
 class TaskStore:
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, worker_session: bool = False) -> None:
         self.pool = pool
+        self.worker_session = worker_session
 
     # -- API side (tenant transactions) -----------------------------------
 
@@ -119,17 +121,9 @@ class TaskStore:
                 new.submitter_scopes,
                 new.traceparent,
                 new.error,
+                status_body(new.state, new.status_message),
             )
             assert row is not None
-            if row["created"]:
-                await conn.execute(
-                    q("insert_event"),
-                    row["id"],
-                    1,
-                    tenant_id,
-                    "status_update",
-                    status_body(new.state, new.status_message),
-                )
             return row, bool(row["created"])
 
     @staticmethod
@@ -212,9 +206,19 @@ class TaskStore:
     # -- worker side (cross-tenant, fenced) --------------------------------
 
     @asynccontextmanager
-    async def worker(self) -> AsyncIterator[Connection]:
-        async with settings_transaction(self.pool, worker="on") as conn:
-            yield conn
+    async def worker(self, atomic: bool = False) -> AsyncIterator[Connection]:
+        """A connection that sees every tenant's tasks (for workers only); `atomic`
+        wraps it in a transaction."""
+        if not self.worker_session:
+            async with settings_transaction(self.pool, worker="on") as conn:
+                yield conn
+            return
+        async with self.pool.acquire() as conn:
+            if atomic:
+                async with conn.transaction():
+                    yield conn
+            else:
+                yield conn
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Row]:
         async with self.worker() as conn:
@@ -278,7 +282,7 @@ class TaskStore:
         self, lease: Lease, artifact: Mapping[str, Any], event: Mapping[str, Any], append: bool
     ) -> int:
         """Stores (or extends) an artifact and logs its ArtifactUpdate event."""
-        async with self.worker() as conn:
+        async with self.worker(atomic=True) as conn:
             seq = await self._event(conn, lease, "artifact_update", event)
             await conn.execute(
                 q("upsert_artifact"),
@@ -331,7 +335,7 @@ class TaskStore:
         """Closes the attempts of workers that stopped heartbeating: each task goes
         back to the queue, or to FAILED when its attempts are used up, or to
         CANCELED when a cancel was requested. Returns how many were reaped."""
-        async with self.worker() as conn:
+        async with self.worker(atomic=True) as conn:
             rows = await conn.fetch(q("expired_leases"), limit)
             for row in rows:
                 error = {"code": 4, "message": f"lease of worker {row['lease_owner']} expired"}

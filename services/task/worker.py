@@ -455,20 +455,16 @@ class Worker:
                 )
 
 
+async def create_worker_pool(settings: Settings, size: int) -> Pool:
+    """Connections of a worker process: the application role with `app.worker = on`
+    for the whole session, which the task tables' `worker_access` policies admit."""
+    return await create_pool(app_dsn(settings), 1, size, server_settings={"app.worker": "on"})
+
+
 async def serve(settings: Settings, config: WorkerConfig) -> None:
     """Runs a worker process until SIGTERM/SIGINT."""
-    dsn = app_dsn(settings)
-    pool = await create_pool(dsn, 2, max(4, config.count + 2))
-    identity = ServiceIdentity(settings, "task")
-    clients = ServiceClients(settings, identity)
-    worker = Worker(
-        TaskStore(pool),
-        dsn,
-        default_registry(),
-        generator_from_env(),
-        DownstreamFactory(clients, identity),
-        config,
-    )
+    pool = await create_worker_pool(settings, max(4, config.count + 2))
+    worker, clients = build_worker(pool, settings, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -490,11 +486,12 @@ def build_worker(
     registry: Registry | None = None,
     worker_id: str = "",
 ) -> tuple[Worker, ServiceClients]:
-    """A worker wired like `serve` builds it (for in-process use, e.g. tests)."""
+    """A worker on a pool from `create_worker_pool` (also for in-process use, e.g.
+    tests)."""
     identity = ServiceIdentity(settings, "task")
     clients = ServiceClients(settings, identity)
     worker = Worker(
-        TaskStore(pool),
+        TaskStore(pool, worker_session=True),
         app_dsn(settings),
         registry or default_registry(),
         generator or generator_from_env(),

@@ -5,26 +5,27 @@
 -- the caller still holds the lease (owner, epoch) of a WORKING task.
 
 -- name: create_task
--- Insert, or return the task an earlier call with the same request id made
--- (one statement; ON CONFLICT DO UPDATE locks and returns the existing row even
--- when it was inserted concurrently). `created` tells the two apart.
-INSERT INTO task.tasks AS t (
-  tenant_id, type, input, priority, context_id, request_id, request_hash, state,
-  status_message, max_attempts, timeout_seconds, cost_limit_micros, submitter,
-  submitter_scopes, traceparent, error, end_time, last_event_seq
-) VALUES (
-  $1, $2, $3, $4, $5, $6, $7, $8::smallint, $9, $10, $11, $12, $13, $14, $15, $16,
-  CASE WHEN $8::smallint = 8 THEN now() END, 1
+-- Insert with its first status event, or return the task an earlier call with
+-- the same request id made (one statement; ON CONFLICT DO UPDATE locks and
+-- returns the existing row even when it was inserted concurrently). `created`
+-- tells the two apart.
+WITH made AS (
+  INSERT INTO task.tasks AS t (
+    tenant_id, type, input, priority, context_id, request_id, request_hash, state,
+    status_message, max_attempts, timeout_seconds, cost_limit_micros, submitter,
+    submitter_scopes, traceparent, error, end_time, last_event_seq
+  ) VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8::smallint, $9, $10, $11, $12, $13, $14, $15, $16,
+    CASE WHEN $8::smallint = 8 THEN now() END, 1
+  )
+  ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL
+  DO UPDATE SET request_id = t.request_id
+  RETURNING t.*, (xmax = 0) AS created
+), logged AS (
+  INSERT INTO task.task_events (task_id, seq, tenant_id, kind, body)
+  SELECT id, 1, tenant_id, 'status_update', $17 FROM made WHERE created
 )
-ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL
-DO UPDATE SET request_id = t.request_id
-RETURNING t.*, (xmax = 0) AS created;
-
--- name: insert_event
--- An event for a task whose row the transaction already locked/updated with
--- the new last_event_seq.
-INSERT INTO task.task_events (task_id, seq, tenant_id, kind, body)
-VALUES ($1, $2, $3, $4, $5);
+SELECT * FROM made;
 
 -- name: get_task
 SELECT * FROM task.tasks WHERE id = $1;

@@ -31,7 +31,7 @@ from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
 from services.task.generation import ExtractiveGenerator, Generator
 from services.task.service import SPEC
 from services.task.store import TaskStore
-from services.task.worker import Worker, WorkerConfig, build_worker
+from services.task.worker import Worker, WorkerConfig, build_worker, create_worker_pool
 from services.task.workflows import Registry
 from tests.conftest import Mint, bearer, running
 
@@ -244,8 +244,15 @@ async def owner_conn(task_settings: Settings) -> AsyncIterator[Any]:
 WorkerFactory = Callable[..., Any]
 
 
+@pytest.fixture(scope="session")
+async def worker_pool(task_settings: Settings) -> AsyncIterator[Any]:
+    pool = await create_worker_pool(task_settings, 12)
+    yield pool
+    await pool.close()
+
+
 @pytest.fixture
-def workers(task_settings: Settings, store: TaskStore) -> WorkerFactory:
+def workers(task_settings: Settings, worker_pool: Any) -> WorkerFactory:
     """workers(config=FAST, generator=None, registry=None) → async context manager
     running one in-process worker."""
 
@@ -257,7 +264,7 @@ def workers(task_settings: Settings, store: TaskStore) -> WorkerFactory:
         worker_id: str = "",
     ) -> AsyncIterator[Worker]:
         worker, clients = build_worker(
-            store.pool,
+            worker_pool,
             task_settings,
             config,
             generator or ExtractiveGenerator(),
