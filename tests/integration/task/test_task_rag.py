@@ -192,3 +192,27 @@ def test_delegated_tokens_act_as_the_submitter(settings) -> None:
     assert claims["scope"] == "search:read cost:write"
     assert claims["act"] == {"sub": "service:task"}
     assert claims["exp"] - claims["iat"] <= 600
+
+
+async def test_protomesh_ask_renders_the_answer_citations_and_cost(
+    client_for, workers, fake_search: FakeSearch, task_channel, mint
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from services.cli import tasks as cli
+
+    tenant = _tenant(fake_search)
+    console = Console(file=io.StringIO(), width=200, record=True)
+    target = task_channel._channel.target.decode()  # the running TaskService
+    async with workers():
+        view = await cli.ask(target, mint(tenant), "What do workers claim?", console)
+        listed = await cli.list_tasks(target, mint(tenant), console)
+    output = console.export_text()
+    assert view.state == pb.TASK_STATE_COMPLETED
+    assert "FOR UPDATE SKIP LOCKED" in view.answer
+    assert "citations" in output
+    assert "documents/queue" in output
+    assert "cost" in output
+    assert [t.name for t in listed] == [view.name]
