@@ -216,3 +216,33 @@ async def test_protomesh_ask_renders_the_answer_citations_and_cost(
     assert "documents/queue" in output
     assert "cost" in output
     assert [t.name for t in listed] == [view.name]
+
+
+async def test_research_waits_for_plan_confirmation_then_reports_per_sub_question(
+    client_for, workers, fake_search: FakeSearch
+) -> None:
+    tenant = _tenant(fake_search)
+    client = client_for(tenant)
+    task = await client.create(
+        "research", {"topic": "row level security", "depth": 1, "confirm_plan": True}
+    )
+    async with workers():
+        paused = await client.wait(task.name, pb.TASK_STATE_INPUT_REQUIRED)
+        assert "What is row level security?" in paused.status.message
+        await client.stub.SendTaskInput(
+            pb.SendTaskInputRequest(
+                name=task.name,
+                input={"sub_questions": ["How does row level security isolate tenants?"]},
+            ),
+            metadata=client.md,
+        )
+        done = await client.wait(task.name, pb.TASK_STATE_COMPLETED)
+    done = await client.get(task.name, history_length=1000)
+    text, citations, report = _parts(done)
+    assert text.startswith("# Research: row level security")
+    assert "## How does row level security isolate tenants?" in text
+    assert citations
+    assert report["verified"] is True
+    steps = [e.progress.step for e in done.history if e.HasField("progress")]
+    assert "search 1/1" in steps
+    assert "synthesize 1/1" in steps
