@@ -121,6 +121,117 @@ def token(
     )
 
 
+TenantOpt = Annotated[
+    str, typer.Option("--tenant", envvar="PROTOMESH_TENANT", help="Tenant for the dev token.")
+]
+UserOpt = Annotated[
+    str, typer.Option("--user", envvar="PROTOMESH_USER", help="User for the dev token.")
+]
+
+
+def _caller_token(settings: Settings, tenant: str, user: str) -> str:
+    """`PROTOMESH_TOKEN` when set, else a short-lived dev token from the local key."""
+    import os
+
+    given = os.environ.get("PROTOMESH_TOKEN", "")
+    if given:
+        return given
+    ensure_dev_key(settings.data_dir)
+    return mint_token(
+        load_key(settings.data_dir / KEY_FILE),
+        tenant=tenant,
+        user=user,
+        scopes=DEFAULT_SCOPES,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=3600,
+    )
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="What to ask about your documents.")],
+    top_k: Annotated[int, typer.Option(help="Chunks to retrieve.")] = 5,
+    tenant: TenantOpt = "default",
+    user: UserOpt = "dev",
+    data_dir: DataDir = None,
+) -> None:
+    """Ask a question (a rag.answer task) and watch the answer arrive with citations."""
+    from services.cli import tasks as task_cli
+
+    settings = _settings(data_dir)
+    token_value = _caller_token(settings, tenant, user)
+    asyncio.run(task_cli.ask(settings.address_of("task"), token_value, question, console, top_k))
+
+
+tasks_app = typer.Typer(help="Inspect and control tasks.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.command("list")
+def tasks_list(
+    filter: Annotated[
+        str, typer.Option(help="AIP-160 filter, e.g. state = TASK_STATE_FAILED")
+    ] = "",
+    tenant: TenantOpt = "default",
+    user: UserOpt = "dev",
+    data_dir: DataDir = None,
+) -> None:
+    """List tasks, newest first."""
+    from services.cli import tasks as task_cli
+
+    settings = _settings(data_dir)
+    token_value = _caller_token(settings, tenant, user)
+    asyncio.run(task_cli.list_tasks(settings.address_of("task"), token_value, console, filter))
+
+
+def _task_action(action: str, name: str, tenant: str, user: str, data_dir: Path | None) -> None:
+    from services.cli import tasks as task_cli
+
+    settings = _settings(data_dir)
+    token_value = _caller_token(settings, tenant, user)
+    target = settings.address_of("task")
+    run = {
+        "show": task_cli.show,
+        "watch": task_cli.watch,
+        "cancel": task_cli.cancel,
+        "retry": task_cli.retry,
+    }[action]
+    asyncio.run(run(target, token_value, name, console))  # type: ignore[operator]
+
+
+@tasks_app.command("show")
+def tasks_show(
+    name: str, tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
+) -> None:
+    """Show a task with its latest events."""
+    _task_action("show", name, tenant, user, data_dir)
+
+
+@tasks_app.command("watch")
+def tasks_watch(
+    name: str, tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
+) -> None:
+    """Follow a task's events live until it ends."""
+    _task_action("watch", name, tenant, user, data_dir)
+
+
+@tasks_app.command("cancel")
+def tasks_cancel(
+    name: str, tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
+) -> None:
+    """Cancel a task."""
+    _task_action("cancel", name, tenant, user, data_dir)
+
+
+@tasks_app.command("retry")
+def tasks_retry(
+    name: str, tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
+) -> None:
+    """Re-queue a FAILED task (e.g. from the dead letter state)."""
+    _task_action("retry", name, tenant, user, data_dir)
+
+
 @app.command()
 def status(data_dir: DataDir = None) -> None:
     """Show the health of every service and the gateway."""
