@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,8 +155,11 @@ class System:
             self.postgres.stop()
 
 
-def start_system(settings: Settings, workers: int = 2) -> System:
-    """Brings everything up and returns once all of it is healthy."""
+def start_system(
+    settings: Settings, workers: int = 2, environ: Mapping[str, str] | None = None
+) -> System:
+    """Brings everything up and returns once all of it is healthy. Children inherit
+    this process's environment plus `environ` (which should match `settings`)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_dev_key(settings.data_dir)
     postgres = None
@@ -166,9 +170,10 @@ def start_system(settings: Settings, workers: int = 2) -> System:
     asyncio.run(migrate(database_url))
     env = {
         **os.environ,
+        **(environ or {}),
         "PROTOMESH_DATABASE_URL": database_url,
         "PROTOMESH_DATA_DIR": str(settings.data_dir.resolve()),
-        "PROTOMESH_METRICS_PORT_BASE": os.environ.get("PROTOMESH_METRICS_PORT_BASE", "9101"),
+        "PROTOMESH_METRICS_PORT_BASE": str(settings.metrics_port_base or 9101),
     }
     children = plan_children(settings, workers)
     system = System(settings, children, postgres, database_url)
