@@ -99,3 +99,7 @@ async def running(
     finally:
         await channel.close()
         await server.stop(grace=1.0)
+
+
+# The whole system as real processes (tests/e2e, tests/security), started lazily once.
+from tests.cluster import cluster  # noqa: E402, F401

@@ -11,7 +11,7 @@ from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.task.v1 import task_service_pb2 as task_pb
 from protomesh.task.v1 import task_service_pb2_grpc as task_grpc
 from tests.conftest import bearer
-from tests.e2e.conftest import Cluster
+from tests.cluster import Cluster
 
 
 async def test_every_service_reports_serving_and_exposes_metrics(cluster: Cluster) -> None:

@@ -1,4 +1,4 @@
-"""End-to-end fixtures: the whole system as `protomesh up` runs it — embedded
+"""The whole system as `protomesh up` runs it — embedded
 PostgreSQL, every service, the task workers and the gateway as separate
 processes — started once per session on free 127.0.0.1 ports."""
 
