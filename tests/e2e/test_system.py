@@ -10,8 +10,8 @@ from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.task.v1 import task_service_pb2 as task_pb
 from protomesh.task.v1 import task_service_pb2_grpc as task_grpc
-from tests.conftest import bearer
 from tests.cluster import Cluster
+from tests.conftest import bearer
 
 
 async def test_every_service_reports_serving_and_exposes_metrics(cluster: Cluster) -> None:

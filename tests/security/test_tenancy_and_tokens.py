@@ -139,7 +139,8 @@ async def test_documents_of_one_tenant_are_invisible_to_another(cluster: Cluster
         batch = await stub.BatchGetDocuments(
             doc_pb.BatchGetDocumentsRequest(names=[name]), metadata=intruder
         )
-        assert list(batch.documents) == [] and list(batch.missing_names) == [name]
+        assert list(batch.documents) == []
+        assert list(batch.missing_names) == [name]
         listed = await stub.ListDocuments(
             doc_pb.ListDocumentsRequest(filter='labels.x = "y"'), metadata=intruder
         )
