@@ -63,7 +63,7 @@ async def test_feed_delivers_live_changes_after_the_backlog(stub, auth) -> None:
     assert (await next_change(call)).sequence == first.sequence
     live = await create(stub, auth, "live")
     change = await next_change(
-        call, timeout=HEARTBEAT_SECONDS * 0.8
+        call, within=HEARTBEAT_SECONDS * 0.8
     )  # woken by NOTIFY, not a re-check
     call.cancel()
     assert change.sequence == live.sequence
