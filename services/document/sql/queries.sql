@@ -5,37 +5,16 @@
 
 -- name: lock_feed
 -- Taken first by every write transaction, held until commit: sequences are
--- then drawn in commit order (see 0001_document.sql).
+-- then drawn in commit order (see 0001_document.sql). create_document takes
+-- it inside the function.
 SELECT pg_advisory_xact_lock(document.feed_lock_key());
 
 -- name: create_document
--- One statement for AIP-155: the insert either wins or conflicts (on the id or
--- on the request id); only a winner writes a change and a notification.
--- $1 tenant, $2 id, $3 title, $4 content, $5 mime_type, $6 labels, $7 metadata,
--- $8 source_uri, $9 size_bytes, $10 request_id (NULL for none), $11 request_hash
-WITH inserted AS (
-  INSERT INTO document.documents
-    (tenant_id, id, title, content, mime_type, labels, metadata, source_uri, size_bytes,
-     request_id, request_hash, sequence)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-          nextval(pg_get_serial_sequence('document.changes', 'sequence')))
-  ON CONFLICT DO NOTHING
-  RETURNING *
-), change AS (
-  INSERT INTO document.changes
-    (sequence, tenant_id, document_id, change_type, change_time, title, content, mime_type,
-     labels, metadata, source_uri, create_time, update_time, etag, size_bytes)
-  SELECT sequence, tenant_id, id, 1, update_time, title, content, mime_type,
-         labels, metadata, source_uri, create_time, update_time, etag, size_bytes
-  FROM inserted
-  RETURNING sequence, tenant_id
-), notified AS (
-  SELECT pg_notify('document_changes', sequence::text || ' ' || tenant_id) FROM change
-)
-SELECT inserted.*, (SELECT count(*) FROM notified) AS notified FROM inserted;
-
--- name: find_by_request_id
-SELECT * FROM document.documents WHERE request_id = $1;
+-- AIP-155 in one statement (see 0002_create_function.sql): the insert either
+-- wins or conflicts, on the id or on the request id; only a winner writes a
+-- change and a notification. It sets the tenant itself: call it outside a
+-- transaction, in one round trip.
+SELECT * FROM document.create_document($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11);
 
 -- name: document_exists
 SELECT etag FROM document.documents WHERE id = $1;
