@@ -33,6 +33,7 @@ from services.document.store import DocumentStore
 from services.platform.logs import get_logger
 
 CHANNEL = "document_changes"
+APPLICATION_NAME = "protomesh-document-feed"  # how the listener shows in pg_stat_activity
 log = get_logger("protomesh.document.feed")
 
 
@@ -74,7 +75,9 @@ class ChangeHub:
     async def run(self) -> None:
         """Listens until cancelled; raises on a lost connection (the server's
         supervisor restarts it, and the restart wakes every watcher)."""
-        conn: asyncpg.Connection = await asyncpg.connect(self.dsn)
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.dsn, server_settings={"application_name": APPLICATION_NAME}
+        )
         lost = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _conn: lost.set())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
 from protomesh.document.v1 import document_service_pb2 as pb
+from services.document.feed import APPLICATION_NAME
 from tests.conftest import ALL_SCOPES
 from tests.integration.document.conftest import HEARTBEAT_SECONDS, new_doc
 
@@ -167,3 +169,30 @@ async def test_live_feed_under_concurrent_writers_skips_and_repeats_nothing(
     call.cancel()
     assert seen == sorted(seen)
     assert len(seen) == len(set(seen)) == len(mine)
+
+
+async def test_listener_reconnects_after_its_connection_is_killed_and_live_delivery_resumes(
+    document_server, stub, auth, postgres
+) -> None:
+    hub = document_server[0]._parts.servicer.hub
+    await asyncio.wait_for(hub.listening.wait(), 5)
+    owner = await asyncpg.connect(postgres)
+    try:
+        killed = await owner.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = $1",
+            APPLICATION_NAME,
+        )
+    finally:
+        await owner.close()
+    assert killed >= 1
+    async with asyncio.timeout(5):
+        while hub.listening.is_set():  # noqa: ASYNC110 (the hub has no "lost" event to await)
+            await asyncio.sleep(0.01)
+        await hub.listening.wait()
+    call = stub.WatchChanges(pb.WatchChangesRequest(), metadata=auth)
+    first = await create(stub, auth)
+    assert (await next_change(call)).sequence == first.sequence
+    live = await create(stub, auth)
+    assert (await next_change(call, within=HEARTBEAT_SECONDS * 0.8)).sequence == live.sequence
+    call.cancel()
