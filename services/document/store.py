@@ -201,8 +201,10 @@ class DocumentStore:
         """Changes after `after` visible to `tenant` (None: every tenant's)."""
         if tenant is None:
             transaction = settings_transaction(self.pool, watch_all="on")
+            query = Q["changes_after_all_tenants"]
         else:
             transaction = tenant_transaction(self.pool, tenant)
+            query = Q["changes_after"]
         async with transaction as conn:
-            rows: list[Row] = await conn.fetch(Q["changes_after"], after, limit, with_content)
+            rows: list[Row] = await conn.fetch(query, after, limit, with_content)
             return rows

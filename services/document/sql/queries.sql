@@ -73,7 +73,19 @@ WITH deleted AS (
 SELECT change.sequence, (SELECT count(*) FROM notified) AS notified FROM change;
 
 -- name: changes_after
--- The feed after a cursor, in sequence order; $3 false leaves content out.
+-- A tenant's feed after a cursor, in sequence order; $3 false leaves content
+-- out. The tenant condition repeats the RLS policy so the planner can use
+-- changes_by_tenant (the policies, OR-ed with watch_all_read, cannot).
+SELECT sequence, tenant_id, document_id, change_type, change_time, title,
+       CASE WHEN $3 THEN content END AS content, mime_type, labels, metadata, source_uri,
+       create_time, update_time, etag, size_bytes
+FROM document.changes
+WHERE sequence > $1 AND tenant_id = current_setting('app.tenant_id', true)
+ORDER BY sequence
+LIMIT $2;
+
+-- name: changes_after_all_tenants
+-- Every tenant's feed after a cursor (needs app.watch_all = on).
 SELECT sequence, tenant_id, document_id, change_type, change_time, title,
        CASE WHEN $3 THEN content END AS content, mime_type, labels, metadata, source_uri,
        create_time, update_time, etag, size_bytes
