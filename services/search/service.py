@@ -1,20 +1,103 @@
-"""How to serve SearchService: its descriptor, servicer registration and factory."""
+"""How to serve SearchService: its descriptor, servicer registration and factory.
+
+The process runs the servicer plus three background loops: the indexer's feed
+loop and embedding pass (unless `PROTOMESH_SEARCH_INDEXER=off`, e.g. on extra
+read replicas) and the listener that tracks the applied sequence for
+read-your-writes.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from protomesh.document.v1 import document_service_pb2 as doc_pb
+from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.search.v1 import search_service_pb2, search_service_pb2_grpc
-from services.platform.server import Runtime, ServiceParts, ServiceSpec
-
-
-async def build(runtime: Runtime) -> ServiceParts:
-    # Every RPC answers UNIMPLEMENTED until the service lands; auth, validation,
-    # health and reflection already work through the platform.
-    return ServiceParts(servicer=search_service_pb2_grpc.SearchServiceServicer())  # type: ignore[abstract]
-
-
-SPEC = ServiceSpec(
-    name="search",
-    descriptor=search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
-    add_to_server=search_service_pb2_grpc.add_SearchServiceServicer_to_server,
-    build=build,
+from services.platform.pagination import PageTokens, page_token_secret
+from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
+from services.search.embedders import (
+    INDEX_DIMENSIONS,
+    Embedder,
+    GuardedEmbedder,
+    embedder_from_env,
 )
+from services.search.freshness import AppliedSequence
+from services.search.indexer import Indexer, IndexerOptions
+from services.search.servicer import CANDIDATES_PER_LEG, SearchServicer
+from services.search.store import SearchStore, VectorTuning
+
+
+def feed_opener(runtime: Runtime) -> Callable[[int], AsyncIterator[doc_pb.WatchChangesResponse]]:
+    """WatchChanges over gRPC as the service identity (scope documents:watch-all)."""
+    stub = runtime.clients.stub(
+        "document",
+        doc_pb.DESCRIPTOR.services_by_name["DocumentService"],
+        doc_grpc.DocumentServiceStub,
+    )
+
+    async def open_feed(after_sequence: int) -> AsyncIterator[doc_pb.WatchChangesResponse]:
+        call = stub.WatchChanges(
+            doc_pb.WatchChangesRequest(after_sequence=after_sequence, all_tenants=True),
+            metadata=(("authorization", f"Bearer {runtime.identity.token()}"),),
+        )
+        try:
+            async for message in call:
+                yield message
+        finally:
+            call.cancel()
+
+    return open_feed
+
+
+def make_spec(
+    embedder_factory: Callable[[], Embedder] | None = None,
+    indexer_options: IndexerOptions | None = None,
+    tuning: VectorTuning | None = None,
+    run_indexer: bool | None = None,
+    candidates_per_leg: int = CANDIDATES_PER_LEG,
+    guarded: Callable[[Embedder], GuardedEmbedder] = GuardedEmbedder,
+) -> ServiceSpec:
+    """SearchService with its parts (tests pass the hashing embedder and short intervals)."""
+
+    async def build(runtime: Runtime) -> ServiceParts:
+        inner = embedder_factory() if embedder_factory else embedder_from_env()
+        if inner.dimensions != INDEX_DIMENSIONS:
+            raise RuntimeError(
+                f"embedder {inner.model_id} makes {inner.dimensions}-d vectors; the index "
+                f"holds {INDEX_DIMENSIONS}-d ones (PROTOMESH_EMBEDDER_DIMENSIONS)"
+            )
+        embedder = guarded(inner)
+        store = SearchStore(runtime.pool, tuning)
+        applied = AppliedSequence(store, app_dsn(runtime.settings))
+        indexing = (
+            os.environ.get("PROTOMESH_SEARCH_INDEXER", "on").lower() != "off"
+            if run_indexer is None
+            else run_indexer
+        )
+        indexer = (
+            Indexer(store, embedder, feed_opener(runtime), indexer_options) if indexing else None
+        )
+        servicer = SearchServicer(
+            store,
+            embedder,
+            PageTokens(page_token_secret(runtime.settings)),
+            applied,
+            indexer,
+            candidates_per_leg,
+        )
+        background: list[Callable[[], Coroutine[Any, Any, None]]] = [applied.run]
+        if indexer is not None:
+            background += [indexer.run_feed, indexer.run_embeddings]
+        return ServiceParts(servicer=servicer, background=background)
+
+    return ServiceSpec(
+        name="search",
+        descriptor=search_service_pb2.DESCRIPTOR.services_by_name["SearchService"],
+        add_to_server=search_service_pb2_grpc.add_SearchServiceServicer_to_server,
+        build=build,
+    )
+
+
+SPEC = make_spec()

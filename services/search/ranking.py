@@ -1,0 +1,115 @@
+"""Ranking rules of Search, pure: reciprocal-rank fusion of the two legs and
+turning `ts_headline` output into a plain snippet with highlight ranges."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+DEFAULT_RRF_K = 60
+DEFAULT_WEIGHT = 0.5
+# Markers ts_headline puts around matches: private-use characters, stripped
+# from the chunk text first so a document cannot forge a highlight.
+START_SEL = "\ue000"
+STOP_SEL = "\ue001"
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class LegHit(Generic[K]):
+    key: K
+    score: float
+
+
+@dataclass(frozen=True)
+class Fused(Generic[K]):
+    key: K
+    score: float
+    keyword_rank: int = 0  # from 1; 0 = absent from that leg
+    keyword_score: float = 0.0
+    vector_rank: int = 0
+    vector_score: float = 0.0
+
+
+def rrf(
+    keyword: Sequence[LegHit[K]],
+    vector: Sequence[LegHit[K]],
+    k: int = DEFAULT_RRF_K,
+    keyword_weight: float = DEFAULT_WEIGHT,
+    vector_weight: float = DEFAULT_WEIGHT,
+) -> list[Fused[K]]:
+    """score = Σ weight / (k + rank) over the legs a key appears in (ranks from 1,
+    each leg already best-first). Ties break on the better single rank, then key
+    order, so the result is deterministic."""
+    ranks: dict[K, dict[str, float]] = {}
+    for rank, hit in enumerate(keyword, start=1):
+        ranks.setdefault(hit.key, {}).update(kr=rank, ks=hit.score)
+    for rank, hit in enumerate(vector, start=1):
+        ranks.setdefault(hit.key, {}).update(vr=rank, vs=hit.score)
+    fused = []
+    for key, info in ranks.items():
+        kr, vr = int(info.get("kr", 0)), int(info.get("vr", 0))
+        score = (keyword_weight / (k + kr) if kr else 0.0) + (
+            vector_weight / (k + vr) if vr else 0.0
+        )
+        fused.append(Fused(key, score, kr, info.get("ks", 0.0), vr, info.get("vs", 0.0)))
+    big = len(keyword) + len(vector) + 1
+    fused.sort(
+        key=lambda f: (
+            -f.score,
+            min(f.keyword_rank or big, f.vector_rank or big),
+            str(f.key),
+        )
+    )
+    return fused
+
+
+def single_leg(hits: Sequence[LegHit[K]], leg: str) -> list[Fused[K]]:
+    """One leg as results: its own score, its own ranks."""
+    if leg == "keyword":
+        return [
+            Fused(h.key, h.score, keyword_rank=i, keyword_score=h.score)
+            for i, h in enumerate(hits, start=1)
+        ]
+    return [
+        Fused(h.key, h.score, vector_rank=i, vector_score=h.score)
+        for i, h in enumerate(hits, start=1)
+    ]
+
+
+def strip_markers(text: str) -> str:
+    return text.replace(START_SEL, "").replace(STOP_SEL, "")
+
+
+def parse_headline(headline: str) -> tuple[str, list[tuple[int, int]]]:
+    """ts_headline output with START_SEL/STOP_SEL markers → (plain text, [start,
+    end) ranges in code points). Unbalanced markers are tolerated."""
+    plain: list[str] = []
+    ranges: list[tuple[int, int]] = []
+    start: int | None = None
+    length = 0
+    for char in headline:
+        if char == START_SEL:
+            start = length
+        elif char == STOP_SEL:
+            if start is not None and length > start:
+                ranges.append((start, length))
+            start = None
+        else:
+            plain.append(char)
+            length += 1
+    if start is not None and length > start:
+        ranges.append((start, length))
+    return "".join(plain), _merge(ranges)
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged

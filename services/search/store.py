@@ -1,0 +1,224 @@
+"""Persistence of SearchService: the named queries in `sql/queries.sql`.
+
+Search reads run in tenant transactions (row-level security); the indexer's
+writes run with `app.indexer = on` (its own policy), each applied change
+together with the checkpoint in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.platform.db import Connection, Pool, settings_transaction, tenant_transaction
+from services.search.ranking import START_SEL, STOP_SEL, LegHit
+
+QUERIES_FILE = Path(__file__).resolve().parent / "sql" / "queries.sql"
+APPLIED_CHANNEL = "search_applied"
+
+HEADLINE_OPTIONS = (
+    f"StartSel={START_SEL}, StopSel={STOP_SEL}, MaxWords=40, MinWords=18, "
+    'ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "'
+)
+
+
+def load_queries(path: Path = QUERIES_FILE) -> dict[str, str]:
+    """`-- name: x` blocks of a .sql file, by name."""
+    queries: dict[str, str] = {}
+    for block in re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]:
+        name, _, body = block.partition("\n")
+        queries[name.strip()] = body.strip()
+    return queries
+
+
+Q = load_queries()
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Search restrictions, as the legs' SQL parameters ($3..$6)."""
+
+    labels: Mapping[str, str] | None = None
+    document_names: Sequence[str] | None = None
+    min_update_time: datetime | None = None
+    max_update_time: datetime | None = None
+
+    def params(self) -> tuple[Any, ...]:
+        return (
+            dict(self.labels) if self.labels else None,
+            list(self.document_names) if self.document_names else None,
+            self.min_update_time,
+            self.max_update_time,
+        )
+
+
+@dataclass(frozen=True)
+class VectorTuning:
+    """How the filtered HNSW leg trades speed for recall (measured: docs/search.md)."""
+
+    ef_search: int = 100
+    max_scan_tuples: int = 50_000
+    exact_fallback: bool = True
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    applied_sequence: int
+    head_sequence: int
+    last_applied_time: datetime | None
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    ordinal: int
+    text: str
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class DueChunk:
+    id: int
+    title: str
+    text: str
+    content_hash: str
+
+
+class SearchStore:
+    def __init__(self, pool: Pool, tuning: VectorTuning | None = None) -> None:
+        self.pool = pool
+        self.tuning = tuning or VectorTuning()
+
+    # -- search (tenant transactions) -------------------------------------------
+
+    async def candidates(
+        self,
+        tenant: str,
+        query: str,
+        query_vector: Sequence[float] | None,
+        limit: int,
+        filters: Filters,
+        keyword: bool,
+    ) -> tuple[list[LegHit[int]], list[LegHit[int]]]:
+        """(keyword leg, vector leg), each best first, at most `limit` each; a leg not
+        asked for (keyword False / no vector) is empty."""
+        params = filters.params()
+        keyword_hits: list[LegHit[int]] = []
+        vector_hits: list[LegHit[int]] = []
+        async with tenant_transaction(self.pool, tenant) as conn:
+            if keyword:
+                rows = await conn.fetch(Q["keyword_candidates"], query, limit, *params)
+                keyword_hits = [LegHit(r["id"], float(r["score"])) for r in rows]
+            if query_vector is not None:
+                vector_hits = await self._vector_leg(conn, query_vector, limit, params)
+        return keyword_hits, vector_hits
+
+    async def _vector_leg(
+        self, conn: Connection, vector: Sequence[float], limit: int, params: tuple[Any, ...]
+    ) -> list[LegHit[int]]:
+        literal = vector_literal(vector)
+        tuning = self.tuning
+        await conn.execute(
+            Q["vector_settings"], str(max(tuning.ef_search, limit)), str(tuning.max_scan_tuples)
+        )
+        rows = await conn.fetch(Q["vector_candidates"], literal, limit, *params)
+        if len(rows) < limit and tuning.exact_fallback:
+            # The index scan gave up early (scan budget) or the filter is very
+            # selective: an exact scan of the (few) qualifying rows is both
+            # correct and cheap here.
+            rows = await conn.fetch(Q["vector_exact"], literal, limit, *params)
+        return [LegHit(r["id"], float(r["score"])) for r in rows]
+
+    async def page_rows(self, tenant: str, ids: Sequence[int], query: str) -> dict[int, Any]:
+        async with tenant_transaction(self.pool, tenant) as conn:
+            rows = await conn.fetch(Q["page_rows"], list(ids), query, HEADLINE_OPTIONS)
+        return {row["id"]: row for row in rows}
+
+    async def tenant_status(self, tenant: str) -> asyncpg.Record:
+        async with tenant_transaction(self.pool, tenant) as conn:
+            row = await conn.fetchrow(Q["tenant_status"])
+        assert row is not None
+        return row
+
+    async def reindex_tenant(self, tenant: str) -> int:
+        async with tenant_transaction(self.pool, tenant) as conn:
+            count: int = await conn.fetchval(Q["reindex_tenant"])
+        return count
+
+    async def checkpoint(self) -> Checkpoint:
+        row = await self.pool.fetchrow(Q["read_checkpoint"])
+        assert row is not None
+        return Checkpoint(row["applied_sequence"], row["head_sequence"], row["last_applied_time"])
+
+    # -- indexer (app.indexer = on) ----------------------------------------------
+
+    def indexer_transaction(self) -> Any:
+        return settings_transaction(self.pool, indexer="on")
+
+    @staticmethod
+    async def lock_checkpoint(conn: Connection) -> int:
+        sequence: int = await conn.fetchval(Q["lock_checkpoint"])
+        return sequence
+
+    @staticmethod
+    async def advance_checkpoint(conn: Connection, sequence: int) -> None:
+        await conn.execute(Q["advance_checkpoint"], sequence)
+
+    @staticmethod
+    async def replace_chunks(
+        conn: Connection,
+        tenant: str,
+        document_name: str,
+        chunks: Sequence[NewChunk],
+        title: str,
+        labels: Mapping[str, str],
+        update_time: datetime,
+        sequence: int,
+    ) -> None:
+        if chunks:
+            await conn.execute(
+                Q["upsert_chunks"],
+                tenant,
+                document_name,
+                [c.ordinal for c in chunks],
+                [c.text for c in chunks],
+                [c.content_hash for c in chunks],
+                title,
+                dict(labels),
+                update_time,
+                sequence,
+            )
+        await conn.execute(Q["delete_chunks_from"], tenant, document_name, len(chunks))
+
+    @staticmethod
+    async def delete_document(conn: Connection, tenant: str, document_name: str) -> None:
+        await conn.execute(Q["delete_chunks_from"], tenant, document_name, 0)
+
+    async def record_head(self, sequence: int) -> None:
+        await self.pool.execute(Q["record_head"], sequence)
+
+    async def due_chunks(self, limit: int) -> list[DueChunk]:
+        async with self.indexer_transaction() as conn:
+            rows = await conn.fetch(Q["due_chunks"], limit)
+        return [DueChunk(r["id"], r["title"], r["text"], r["content_hash"]) for r in rows]
+
+    async def store_embeddings(
+        self, chunks: Sequence[DueChunk], vectors: Sequence[Sequence[float]], model_id: str
+    ) -> None:
+        async with self.indexer_transaction() as conn:
+            await conn.execute(
+                Q["store_embeddings"],
+                [c.id for c in chunks],
+                [c.content_hash for c in chunks],
+                [vector_literal(v) for v in vectors],
+                model_id,
+            )
