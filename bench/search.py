@@ -1,0 +1,470 @@
+"""Search benchmark: 100k chunks, 10 tenants, 384-d; latency and throughput of
+`Search` over gRPC vs the seed's reference hybrid and reference ANN queries, and
+recall@10 / overlap@10 against exact answers. Writes JSON.
+
+    .venv/bin/python bench/search.py [--chunks 100000] [--out bench-search.json]
+
+Data: text is realistic-shaped but synthetic (Zipf-distributed words over a
+6,000-word vocabulary, 40–120 words a chunk); vectors are synthetic but
+clustered (per-tenant topic centroids + Gaussian noise, unit length), so
+loading takes seconds instead of the ~25 minutes MiniLM would need for 100k
+chunks. The service runs with a lookup embedder that returns each benchmark
+query's precomputed vector, so gRPC timings measure the search path, not the
+model (MiniLM's own cost is reported separately as `embedder`).
+
+Baselines, run with asyncpg as the app role under the tenant's RLS:
+- reference hybrid: RRF of two CTEs without per-leg limits (to_tsvector per
+  row, ROW_NUMBER over every match / every embedded row), FULL OUTER JOIN.
+- reference ANN: ORDER BY embedding <=> $v LIMIT 10, default ef_search, no
+  iterative scan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from protomesh.search.v1 import search_service_pb2 as pb
+from protomesh.search.v1 import search_service_pb2_grpc as pb_grpc
+from services.platform.config import Settings
+from services.platform.db import APP_ROLE, create_pool, with_user
+from services.platform.embedded import EmbeddedPostgres
+from services.platform.identity import ensure_dev_key, load_key, mint_token
+from services.platform.logs import configure_logging
+from services.platform.migrations import migrate
+from services.platform.server import ServiceServer
+from services.search.ranking import LegHit, rrf
+from services.search.service import make_spec
+from services.search.store import Filters, Q, SearchStore, vector_literal
+
+DIM = 384
+TENANTS = 10
+TOPICS_PER_TENANT = 20
+
+REFERENCE_HYBRID = """
+WITH kw AS (
+  SELECT id, ROW_NUMBER() OVER (ORDER BY ts_rank_cd(
+           to_tsvector('english', title || ' ' || text), plainto_tsquery('english', $1)) DESC)
+         AS bm25_rank
+  FROM search.chunks
+  WHERE to_tsvector('english', title || ' ' || text) @@ plainto_tsquery('english', $1)
+), vec AS (
+  SELECT id, ROW_NUMBER() OVER (ORDER BY embedding <=> $2::text::vector) AS vector_rank
+  FROM search.chunks WHERE embedding IS NOT NULL
+)
+SELECT coalesce(kw.id, vec.id) AS id,
+       coalesce(1.0 / (60 + kw.bm25_rank), 0) * 0.5
+     + coalesce(1.0 / (60 + vec.vector_rank), 0) * 0.5 AS score
+FROM kw FULL OUTER JOIN vec ON kw.id = vec.id
+ORDER BY score DESC, id
+LIMIT 10
+"""
+REFERENCE_ANN = """
+SELECT id FROM search.chunks WHERE embedding IS NOT NULL
+ORDER BY embedding <=> $1::text::vector LIMIT 10
+"""
+
+
+def vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
+    syllables = [
+        "ka",
+        "lo",
+        "mi",
+        "ren",
+        "sto",
+        "vu",
+        "tar",
+        "pel",
+        "din",
+        "qua",
+        "zor",
+        "bel",
+        "nix",
+        "ora",
+        "sil",
+        "tem",
+        "gra",
+        "fen",
+        "hul",
+        "wix",
+    ]
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return sorted(words)
+
+
+class Corpus:
+    def __init__(self, chunks: int, seed: int = 7) -> None:
+        rng = random.Random(seed)
+        self.np_rng = np.random.default_rng(seed)
+        self.words = vocabulary(rng)
+        self.zipf = np.array([1.0 / (i + 1) for i in range(len(self.words))])
+        self.zipf /= self.zipf.sum()
+        self.rng = rng
+        self.chunks = chunks
+        self.centroids = self.np_rng.normal(size=(TENANTS * TOPICS_PER_TENANT, DIM)).astype(
+            np.float32
+        )
+        # topic words: each topic favours its own 30 words
+        self.topic_words = [
+            [self.words[int(i)] for i in self.np_rng.choice(len(self.words), 30, replace=False)]
+            for _ in range(TENANTS * TOPICS_PER_TENANT)
+        ]
+
+    def vector(self, topic: int, noise: float = 0.9) -> np.ndarray:
+        v = self.centroids[topic] + self.np_rng.normal(scale=noise, size=DIM).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    def text(self, topic: int) -> str:
+        n = self.rng.randint(40, 120)
+        common = self.np_rng.choice(len(self.words), n, p=self.zipf)
+        words = [self.words[int(i)] for i in common]
+        for _ in range(n // 4):
+            words[self.rng.randrange(n)] = self.rng.choice(self.topic_words[topic])
+        sentences, out = [], []
+        for i, w in enumerate(words):
+            out.append(w)
+            if i % 12 == 11:
+                sentences.append(" ".join(out).capitalize() + ".")
+                out = []
+        if out:
+            sentences.append(" ".join(out).capitalize() + ".")
+        return " ".join(sentences)
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        rows = []
+        now = "2026-01-01T00:00:00+00:00"
+        for i in range(self.chunks):
+            tenant = i % TENANTS
+            topic = tenant * TOPICS_PER_TENANT + self.rng.randrange(TOPICS_PER_TENANT)
+            title = " ".join(self.rng.sample(self.topic_words[topic], 3)).title()
+            rows.append(
+                (
+                    f"tenant-{tenant}",
+                    f"documents/d{i}",
+                    0,
+                    title,
+                    self.text(topic),
+                    json.dumps({"tenant": str(tenant), "topic": str(topic % 4)}),
+                    now,
+                    vector_literal(self.vector(topic).tolist()),
+                    "synthetic",
+                    True,
+                    f"h{i}",
+                    1,
+                )
+            )
+        return rows
+
+    def queries(self, count: int) -> list[tuple[str, str, list[float]]]:
+        """(tenant, text, vector): two or three topic words and a nearby vector."""
+        out = []
+        for _ in range(count):
+            tenant = self.rng.randrange(TENANTS)
+            topic = tenant * TOPICS_PER_TENANT + self.rng.randrange(TOPICS_PER_TENANT)
+            text = " ".join(self.rng.sample(self.topic_words[topic], self.rng.randint(2, 3)))
+            out.append((f"tenant-{tenant}", text, self.vector(topic, noise=1.1).tolist()))
+        return out
+
+
+class LookupEmbedder:
+    """Returns each benchmark query's precomputed vector (no model in the timed path)."""
+
+    def __init__(self, table: dict[str, list[float]]) -> None:
+        self.table = table
+
+    @property
+    def model_id(self) -> str:
+        return "synthetic-384"
+
+    @property
+    def dimensions(self) -> int:
+        return DIM
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self.table[t] for t in texts]
+
+
+async def load(dsn: str, corpus: Corpus) -> float:
+    started = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP INDEX IF EXISTS search.chunks_embedding_hnsw")
+        await conn.execute("TRUNCATE search.chunks")
+        columns = [
+            "tenant_id",
+            "document_name",
+            "ordinal",
+            "title",
+            "text",
+            "labels",
+            "update_time",
+            "embedding",
+            "embedding_model",
+            "embedding_fresh",
+            "content_hash",
+            "applied_sequence",
+        ]
+        rows = corpus.rows()
+        await _copy_text(conn, columns, rows)
+        await conn.execute("SET maintenance_work_mem = '1GB'")
+        await conn.execute("SET max_parallel_maintenance_workers = 2")
+        await conn.execute(
+            "CREATE INDEX chunks_embedding_hnsw ON search.chunks USING hnsw "
+            "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        )
+        await conn.execute("ANALYZE search.chunks")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+async def _copy_text(
+    conn: asyncpg.Connection, columns: list[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """COPY via a text staging table (vector and jsonb arrive as text)."""
+    await conn.execute(
+        "CREATE TEMP TABLE staging (tenant_id text, document_name text, ordinal int, title text, "
+        "text text, labels text, update_time text, embedding text, embedding_model text, "
+        "embedding_fresh bool, content_hash text, applied_sequence bigint)"
+    )
+    await conn.copy_records_to_table("staging", records=rows)
+    await conn.execute(
+        f"INSERT INTO search.chunks ({', '.join(columns)}) SELECT tenant_id, document_name, "
+        "ordinal, title, text, labels::jsonb, update_time::timestamptz, embedding::vector, "
+        "embedding_model, embedding_fresh, content_hash, applied_sequence FROM staging"
+    )
+    await conn.execute("DROP TABLE staging")
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+    return {
+        "p50_ms": pick(0.50),
+        "p95_ms": pick(0.95),
+        "p99_ms": pick(0.99),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+        "n": len(ordered),
+    }
+
+
+async def timed(run: Callable[[int], Awaitable[Any]], count: int, clients: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < count:
+            i = next_index
+            next_index += 1
+            started = time.perf_counter()
+            await run(i)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    return {**percentiles(latencies), "clients": clients, "qps": round(count / elapsed, 1)}
+
+
+async def tenant_fetch(pool: asyncpg.Pool, tenant: str, sql: str, *args: Any) -> list[Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+        return list(await conn.fetch(sql, *args))
+
+
+async def exact_vector(pool: asyncpg.Pool, tenant: str, vec: list[float], k: int) -> list[int]:
+    rows = await tenant_fetch(
+        pool, tenant, Q["vector_exact"], vector_literal(vec), k, *Filters().params()
+    )
+    return [r["id"] for r in rows]
+
+
+async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--reference-queries", type=int, default=24)
+    parser.add_argument("--out", default="bench-search.json")
+    args = parser.parse_args()
+    configure_logging("bench", "warning", "json")
+
+    result: dict[str, Any] = {
+        "chunks": args.chunks,
+        "tenants": TENANTS,
+        "dimensions": DIM,
+        "vectors": "synthetic, clustered (20 topics per tenant)",
+    }
+    try:
+        await migrate(owner)
+        corpus = Corpus(args.chunks)
+        result["load_seconds"] = round(await load(owner, corpus), 1)
+        print(f"loaded {args.chunks} chunks in {result['load_seconds']} s", flush=True)
+        queries = corpus.queries(args.queries)
+        lookup = LookupEmbedder({text: vec for _, text, vec in queries})
+
+        ensure_dev_key(work)
+        settings = Settings(data_dir=work, database_url=owner, log_level="warning", db_pool_max=20)
+        key = load_key(work / "dev-signing-key.pem")
+        tokens = {
+            f"tenant-{t}": mint_token(
+                key,
+                tenant=f"tenant-{t}",
+                user="bench",
+                scopes="search:read",
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                ttl_seconds=7200,
+            )
+            for t in range(TENANTS)
+        }
+        pool = await create_pool(with_user(owner, APP_ROLE), 2, 20)
+        server = ServiceServer(make_spec(lambda: lookup, run_indexer=False), settings, port=0)
+        await server.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        stub = pb_grpc.SearchServiceStub(channel)
+        try:
+
+            async def grpc_search(i: int) -> pb.SearchResponse:
+                tenant, text, _ = queries[i % len(queries)]
+                response: pb.SearchResponse = await stub.Search(
+                    pb.SearchRequest(query=text),
+                    metadata=(("authorization", f"Bearer {tokens[tenant]}"),),
+                )
+                return response
+
+            async def reference_hybrid(i: int) -> list[Any]:
+                tenant, text, vec = queries[i % len(queries)]
+                return await tenant_fetch(pool, tenant, REFERENCE_HYBRID, text, vector_literal(vec))
+
+            async def reference_ann(i: int) -> list[Any]:
+                tenant, _, vec = queries[i % len(queries)]
+                return await tenant_fetch(pool, tenant, REFERENCE_ANN, vector_literal(vec))
+
+            for i in range(20):  # warm-up
+                await grpc_search(i)
+                await reference_ann(i)
+            timings: dict[str, Any] = {}
+            for clients in (1, 16):
+                timings[f"search_grpc_{clients}"] = await timed(grpc_search, args.queries, clients)
+                timings[f"reference_ann_{clients}"] = await timed(
+                    reference_ann, args.queries, clients
+                )
+                timings[f"reference_hybrid_{clients}"] = await timed(
+                    reference_hybrid, args.reference_queries, clients
+                )
+                print(
+                    json.dumps({k: v for k, v in timings.items() if k.endswith(f"_{clients}")}),
+                    flush=True,
+                )
+            result["latency"] = timings
+            one = timings["search_grpc_1"]
+            result["ratios"] = {
+                "reference_hybrid_p50_over_search_p50": round(
+                    timings["reference_hybrid_1"]["p50_ms"] / one["p50_ms"], 1
+                ),
+                "search_p50_over_reference_ann_p50": round(
+                    one["p50_ms"] / timings["reference_ann_1"]["p50_ms"], 2
+                ),
+            }
+
+            # Quality: our vector leg and the reference ANN vs exact, per tenant.
+            store = SearchStore(pool)
+            ours, ann = [], []
+            for tenant, _text, vec in queries[:100]:
+                truth = set(await exact_vector(pool, tenant, vec, 10))
+                async with pool.acquire() as conn, conn.transaction():
+                    await conn.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
+                    hits = await store._vector_leg(conn, vec, 100, Filters().params())
+                ours.append(len(truth & {h.key for h in hits[:10]}) / 10)
+                ref = await tenant_fetch(pool, tenant, REFERENCE_ANN, vector_literal(vec))
+                ann.append(len(truth & {r["id"] for r in ref}) / 10)
+            # Fused results vs exact RRF over the full legs (the reference hybrid's ranking,
+            # but over the stored tsvector and the same any-term query as ours).
+            overlaps = []
+            for tenant, text, vec in queries[: args.reference_queries]:
+                kw = await tenant_fetch(
+                    pool, tenant, Q["keyword_candidates"], text, 1_000_000, *Filters().params()
+                )
+                full_vec = await exact_vector(pool, tenant, vec, 1_000_000)
+                exact = rrf([LegHit(r["id"], 0.0) for r in kw], [LegHit(i, 0.0) for i in full_vec])[
+                    :10
+                ]
+                response = await grpc_search(queries.index((tenant, text, vec)))
+                got = {r.document_name for r in response.results}
+                names = await tenant_fetch(
+                    pool,
+                    tenant,
+                    "SELECT document_name FROM search.chunks WHERE id = ANY($1)",
+                    [f.key for f in exact],
+                )
+                overlaps.append(len(got & {n["document_name"] for n in names}) / 10)
+            result["quality"] = {
+                "vector_leg_recall_at_10": round(statistics.fmean(ours), 4),
+                "vector_leg_min_recall_at_10": min(ours),
+                "reference_ann_recall_at_10": round(statistics.fmean(ann), 4),
+                "hybrid_overlap_at_10_with_exact_rrf": round(statistics.fmean(overlaps), 4),
+            }
+            print(json.dumps(result["quality"]), flush=True)
+        finally:
+            await channel.close()
+            await server.stop(grace=1.0)
+            await pool.close()
+        result["embedder"] = await embedder_throughput()
+    finally:
+        server_pg.stop()
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+async def embedder_throughput() -> dict[str, Any]:
+    """MiniLM int8 raw throughput on ~100-word chunks, batch 32."""
+    from services.search.embedders import MiniLmOnnxEmbedder
+
+    embedder = MiniLmOnnxEmbedder()
+    corpus = Corpus(0, seed=3)
+    texts = [corpus.text(0) for _ in range(256)]
+    await embedder.embed(texts[:32])
+    started = time.perf_counter()
+    await embedder.embed(texts)
+    elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(50):
+        await embedder.embed([f"short query number {i}"])
+    query_ms = (time.perf_counter() - started) / 50 * 1000
+    return {
+        "model": embedder.model_id,
+        "chunks_per_second": round(len(texts) / elapsed, 1),
+        "query_embedding_ms": round(query_ms, 2),
+    }
+
+
+def run() -> None:
+    work = Path(tempfile.mkdtemp(prefix="pmb"))
+    server_pg = EmbeddedPostgres(work / "pg")
+    owner = server_pg.start()  # synchronous (it runs its own event loop)
+    asyncio.run(main(owner, work, server_pg))
+
+
+if __name__ == "__main__":
+    run()
