@@ -5,7 +5,7 @@ recall@10 / overlap@10 against exact answers. Writes JSON.
     .venv/bin/python bench/search.py [--chunks 100000] [--out bench-search.json]
 
 Data: text is realistic-shaped but synthetic (Zipf-distributed words over a
-6,000-word vocabulary, 40–120 words a chunk); vectors are synthetic but
+6,000-word vocabulary, 40-120 words a chunk); vectors are synthetic but
 clustered (per-tenant topic centroids + Gaussian noise, unit length), so
 loading takes seconds instead of the ~25 minutes MiniLM would need for 100k
 chunks. The service runs with a lookup embedder that returns each benchmark
@@ -127,7 +127,7 @@ class Corpus:
             for _ in range(TENANTS * TOPICS_PER_TENANT)
         ]
 
-    def vector(self, topic: int, noise: float = 0.9) -> np.ndarray:
+    def vector(self, topic: int, noise: float = 0.9) -> Any:
         v = self.centroids[topic] + self.np_rng.normal(scale=noise, size=DIM).astype(np.float32)
         return v / np.linalg.norm(v)
 
@@ -433,7 +433,7 @@ async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
         result["embedder"] = await embedder_throughput()
     finally:
         server_pg.stop()
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    Path(args.out).write_text(json.dumps(result, indent=2))  # noqa: ASYNC240
     print(json.dumps(result, indent=2))
 
 
