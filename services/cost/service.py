@@ -1,20 +1,81 @@
-"""How to serve CostService: its descriptor, servicer registration and factory."""
+"""How to serve CostService: its descriptor, servicer registration and factory.
+
+`make_spec` takes the tunables tests and benchmarks change: the clock (tests move
+time instead of sleeping), the tiers, the sweeper interval and stream options.
+At start-up the default price book (`prices.json`) is loaded idempotently.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from protomesh.cost.v1 import cost_service_pb2, cost_service_pb2_grpc
-from services.platform.server import Runtime, ServiceParts, ServiceSpec
-
-
-async def build(runtime: Runtime) -> ServiceParts:
-    # Every RPC answers UNIMPLEMENTED until the service lands; auth, validation,
-    # health and reflection already work through the platform.
-    return ServiceParts(servicer=cost_service_pb2_grpc.CostServiceServicer())  # type: ignore[abstract]
-
-
-SPEC = ServiceSpec(
-    name="cost",
-    descriptor=cost_service_pb2.DESCRIPTOR.services_by_name["CostService"],
-    add_to_server=cost_service_pb2_grpc.add_CostServiceServicer_to_server,
-    build=build,
+from services.cost.feed import SpendHub
+from services.cost.periods import Clock, utc_now
+from services.cost.pricebook import (
+    DEFAULT_CURRENCY,
+    CachedPriceBook,
+    load_default_prices,
+    rates_of,
 )
+from services.cost.ratelimit import TierRateLimiter
+from services.cost.servicer import CostOptions, CostServicer
+from services.cost.store import CostStore
+from services.cost.tiers import DEFAULT_TIERS, Tier
+from services.cost.worker import Sweeper
+from services.platform.pagination import PageTokens, page_token_secret
+from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
+
+
+async def load_price_book(store: CostStore) -> None:
+    """Adds the shipped price versions that are not there yet (by model and
+    effective_from); versions already present, or added by operators, stay."""
+    for entry in load_default_prices():
+        await store.insert_price(
+            entry["model"],
+            entry.get("currency_code", DEFAULT_CURRENCY),
+            rates_of(entry),
+            entry["effective_from"],
+        )
+
+
+def make_spec(
+    clock: Clock = utc_now,
+    tiers: Mapping[str, Tier] = DEFAULT_TIERS,
+    sweep_interval_seconds: float = 1.0,
+    tier_ttl_seconds: float = 10.0,
+    options: CostOptions | None = None,
+) -> ServiceSpec:
+    async def build(runtime: Runtime) -> ServiceParts:
+        store = CostStore(runtime.pool)
+        await load_price_book(store)
+        prices = CachedPriceBook(store.load_prices)
+        await prices.reload()
+        hub = SpendHub(app_dsn(runtime.settings))
+        limiter = TierRateLimiter(store.all_tiers, tiers, ttl_seconds=tier_ttl_seconds)
+        sweeper = Sweeper(store, clock, interval_seconds=sweep_interval_seconds)
+        servicer = CostServicer(
+            store,
+            prices,
+            hub,
+            PageTokens(page_token_secret(runtime.settings)),
+            clock,
+            tiers,
+            limiter,
+            options,
+        )
+        return ServiceParts(
+            servicer=servicer,
+            background=[hub.run, sweeper.run, limiter.refresh_loop],
+            rate_limiter=limiter,
+        )
+
+    return ServiceSpec(
+        name="cost",
+        descriptor=cost_service_pb2.DESCRIPTOR.services_by_name["CostService"],
+        add_to_server=cost_service_pb2_grpc.add_CostServiceServicer_to_server,
+        build=build,
+    )
+
+
+SPEC = make_spec()

@@ -1,0 +1,91 @@
+"""One CostService (real PostgreSQL, real gRPC) for the cost tests, with a clock
+the tests can move (period rollover, expiry) and a fast sweeper."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta
+
+import grpc
+import pytest
+
+from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
+from services.cost.periods import utc_now
+from services.cost.service import make_spec
+from services.cost.servicer import CostOptions
+from services.platform.config import Settings
+from services.platform.server import ServiceServer
+from tests.conftest import ALL_SCOPES, Mint, bearer, running
+
+Metadata = tuple[tuple[str, str], ...]
+ADMIN_SCOPES = ALL_SCOPES + " cost:admin"
+
+
+class MovableClock:
+    """Real time plus an offset the tests set (never sleep to change periods)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+
+@pytest.fixture(scope="session")
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def moved_clock(clock: MovableClock) -> Iterator[MovableClock]:
+    """The service clock, put back to real time after the test."""
+    yield clock
+    clock.offset = timedelta()
+
+
+@pytest.fixture(scope="session")
+async def cost_server(
+    settings: Settings, clock: MovableClock
+) -> AsyncIterator[tuple[ServiceServer, grpc.aio.Channel]]:
+    spec = make_spec(
+        clock=clock,
+        sweep_interval_seconds=0.2,
+        tier_ttl_seconds=0.5,
+        options=CostOptions(export_page_rows=7, watch_recheck_seconds=5.0),
+    )
+    async with running(spec, settings) as (server, channel):
+        yield server, channel
+
+
+@pytest.fixture(scope="session")
+def stub(cost_server: tuple[ServiceServer, grpc.aio.Channel]) -> pb_grpc.CostServiceStub:
+    return pb_grpc.CostServiceStub(cost_server[1])
+
+
+@pytest.fixture
+def tenant() -> str:
+    return "t-" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def as_tenant(mint: Mint) -> Callable[..., Metadata]:
+    def _as(tenant: str, user: str = "alice", scopes: str = ALL_SCOPES) -> Metadata:
+        return bearer(mint(tenant, user=user, scopes=scopes))
+
+    return _as
+
+
+@pytest.fixture
+def auth(tenant: str, as_tenant: Callable[..., Metadata]) -> Metadata:
+    return as_tenant(tenant)
+
+
+@pytest.fixture
+def admin(as_tenant: Callable[..., Metadata]) -> Metadata:
+    return as_tenant("ops", user="operator", scopes=ADMIN_SCOPES)
+
+
+def new_model() -> str:
+    """A model id no other test uses (price tests add versions to it)."""
+    return "m-" + uuid.uuid4().hex[:10]
