@@ -498,7 +498,8 @@ class CostServicer(pb_grpc.CostServiceServicer):
             raise NotFound(
                 f"reservations/{reservation_id} not found", reason="RESERVATION_NOT_FOUND"
             )
-        return convert.reservation_to_pb(row["r"], row["u"] if row["u"]["id"] else None)
+        usage = row["u"]
+        return convert.reservation_to_pb(row["r"], usage if usage and usage["id"] else None)
 
     @staticmethod
     def _not_active(name: str, state: int, wanted: int) -> FailedPrecondition:
