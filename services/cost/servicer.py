@@ -259,7 +259,13 @@ class CostServicer(pb_grpc.CostServiceServicer):
         tenant = principal().tenant_id
         start, end = self._range(request, default_start=EPOCH)
         size = clamp_page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        binding = {"rpc": "ListUsage", "start": start.isoformat(), "end": end.isoformat()}
+        # Bound to the range the caller asked for (a defaulted end moves with the
+        # clock; later pages are bounded by the cursor anyway).
+        binding = {
+            "rpc": "ListUsage",
+            "start": request.start_time.ToJsonString() if request.HasField("start_time") else "",
+            "end": request.end_time.ToJsonString() if request.HasField("end_time") else "",
+        }
         before = (end, "~")
         if request.page_token:
             position = self.tokens.decode(request.page_token, tenant, binding)
