@@ -1,0 +1,245 @@
+"""Routes built from the services' `google.api.http` rules, and the matcher.
+
+`build_routes` reads every method of the given services from the default
+descriptor pool, validates each rule (and its `additional_bindings`) against
+google/api/http.proto and fails with `RuleError` naming the method and the
+problem. `Router.match` picks the most specific route for a method and raw path,
+or raises the gateway's 404/405.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.api import annotations_pb2, http_pb2
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
+from google.protobuf.message import Message
+
+from gateway.errors import method_not_allowed, not_found
+from gateway.jsonmap import SCALAR_WKTS, is_repeated, message_name, resolve_path
+from gateway.patterns import PathTemplate, TemplateError, parse_template
+from protomesh.common.v1 import options_pb2
+
+HTTP_BODY = "google.api.HttpBody"
+_BODYLESS = frozenset({"GET", "DELETE"})
+
+
+class RuleError(ValueError):
+    """A `google.api.http` rule the gateway cannot serve (raised at start-up)."""
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """One RPC as the gateway calls it."""
+
+    service: str
+    descriptor: MethodDescriptor
+    request_class: type[Message]
+    response_class: type[Message]
+    success_status: int
+    default_deadline: float | None
+    cursor_request_field: str
+    cursor_response_field: str
+    scopes: tuple[str, ...]
+    comment: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.descriptor.name
+
+    @property
+    def grpc_path(self) -> str:
+        return f"/{self.service}/{self.descriptor.name}"
+
+    @property
+    def client_streaming(self) -> bool:
+        return bool(self.descriptor.client_streaming)
+
+    @property
+    def server_streaming(self) -> bool:
+        return bool(self.descriptor.server_streaming)
+
+    @property
+    def request_desc(self) -> Descriptor:
+        return self.descriptor.input_type
+
+    @property
+    def response_desc(self) -> Descriptor:
+        return self.descriptor.output_type
+
+    @property
+    def returns_http_body(self) -> bool:
+        return bool(self.response_desc.full_name == HTTP_BODY)
+
+
+@dataclass(frozen=True)
+class Route:
+    http_method: str
+    template: PathTemplate
+    body: str
+    response_body: str
+    method: MethodInfo
+    binding_index: int
+
+    @property
+    def operation_id(self) -> str:
+        base = f"{self.method.service.rsplit('.', 1)[-1]}_{self.method.name}"
+        return base if self.binding_index == 0 else f"{base}_{self.binding_index}"
+
+    def path_fields(self) -> tuple[str, ...]:
+        return tuple(v.dotted for v in self.template.variables)
+
+    def specificity(self) -> tuple[int, int, int]:
+        return (
+            1 if self.template.verb else 0,
+            self.template.literal_count,
+            0 if self.template.has_deep_wildcard else 1,
+        )
+
+
+def method_info(service: str, method: MethodDescriptor) -> MethodInfo:
+    options = method.GetOptions()
+    policy = options_pb2.MethodPolicy()
+    extension: Any = options_pb2.policy
+    if options.HasExtension(extension):
+        policy = options.Extensions[extension]
+    deadline = policy.default_deadline.seconds + policy.default_deadline.nanos / 1e9
+    return MethodInfo(
+        service=service,
+        descriptor=method,
+        request_class=message_factory.GetMessageClass(method.input_type),
+        response_class=message_factory.GetMessageClass(method.output_type),
+        success_status=policy.http_success_status or 200,
+        default_deadline=deadline if deadline > 0 else None,
+        cursor_request_field=policy.stream_cursor.request_field,
+        cursor_response_field=policy.stream_cursor.response_field,
+        scopes=tuple(policy.scopes),
+    )
+
+
+def build_routes(services: Iterable[str]) -> list[Route]:
+    """Routes for every http-annotated method of the named services."""
+    pool = descriptor_pool.Default()
+    routes: list[Route] = []
+    for service_name in services:
+        try:
+            service = pool.FindServiceByName(service_name)
+        except KeyError:
+            raise RuleError(
+                f"service {service_name} is not in the descriptor pool; import its _pb2 module"
+            ) from None
+        for method in service.methods:
+            options = method.GetOptions()
+            if not options.HasExtension(annotations_pb2.http):
+                continue
+            info = method_info(service_name, method)
+            rule = options.Extensions[annotations_pb2.http]
+            routes.extend(_routes_of(info, rule))
+    _check_ambiguity(routes)
+    return routes
+
+
+def _routes_of(info: MethodInfo, rule: http_pb2.HttpRule) -> list[Route]:
+    routes = [_route_of(info, rule, 0)]
+    for index, extra in enumerate(rule.additional_bindings, start=1):
+        if extra.additional_bindings:
+            raise RuleError(f"{info.grpc_path}: additional_bindings cannot nest")
+        routes.append(_route_of(info, extra, index))
+    return routes
+
+
+def _route_of(info: MethodInfo, rule: http_pb2.HttpRule, index: int) -> Route:
+    where = f"{info.grpc_path} (binding {index})"
+    kind = rule.WhichOneof("pattern")
+    if kind is None:
+        raise RuleError(f"{where}: the http rule sets no method (get/put/post/delete/patch)")
+    if kind == "custom":
+        verb, path = rule.custom.kind.upper(), rule.custom.path
+        if not verb:
+            raise RuleError(f"{where}: custom pattern has no kind")
+    else:
+        verb, path = kind.upper(), getattr(rule, kind)
+    try:
+        template = parse_template(path)
+    except TemplateError as exc:
+        raise RuleError(f"{where}: {exc}") from None
+    request = info.request_desc
+    for var in template.variables:
+        _check_path_field(where, request, var.dotted)
+    body = rule.body
+    if body and verb in _BODYLESS:
+        raise RuleError(f"{where}: {verb} cannot have a body (body: {body!r})")
+    if info.client_streaming and not body:
+        raise RuleError(f"{where}: a client-streaming method needs a body")
+    if body and body != "*":
+        field = request.fields_by_name.get(body)
+        if field is None:
+            raise RuleError(f"{where}: body {body!r} is not a field of {request.full_name}")
+        for var in template.variables:
+            if var.dotted == body:
+                raise RuleError(f"{where}: field {body!r} is both the body and a path variable")
+    response_body = rule.response_body
+    if response_body:
+        if info.server_streaming and info.returns_http_body:
+            raise RuleError(f"{where}: response_body cannot select from google.api.HttpBody")
+        if info.response_desc.fields_by_name.get(response_body) is None:
+            raise RuleError(
+                f"{where}: response_body {response_body!r} is not a field of "
+                f"{info.response_desc.full_name}"
+            )
+    return Route(verb, template, body, response_body, info, index)
+
+
+def _check_path_field(where: str, request: Descriptor, dotted: str) -> None:
+    try:
+        fields = resolve_path(request, dotted)
+    except KeyError as exc:
+        raise RuleError(f"{where}: path variable {dotted!r}: {exc.args[0]}") from None
+    for parent in fields[:-1]:
+        if is_repeated(parent) or parent.type != FieldDescriptor.TYPE_MESSAGE:
+            raise RuleError(f"{where}: path variable {dotted!r} crosses a non-message field")
+    leaf = fields[-1]
+    if is_repeated(leaf):
+        raise RuleError(f"{where}: path variable {dotted!r} is a repeated field")
+    if leaf.type == FieldDescriptor.TYPE_MESSAGE and message_name(leaf) not in SCALAR_WKTS:
+        raise RuleError(f"{where}: path variable {dotted!r} is a message, not a scalar")
+
+
+def _check_ambiguity(routes: Sequence[Route]) -> None:
+    seen: dict[tuple[str, str], Route] = {}
+    for route in routes:
+        key = (route.http_method, route.template.shape())
+        other = seen.get(key)
+        if other is not None:
+            raise RuleError(
+                f"{route.method.grpc_path} and {other.method.grpc_path} both bind "
+                f"{route.http_method} {route.template.source} (ambiguous)"
+            )
+        seen[key] = route
+
+
+class Router:
+    """Finds the route for a method and raw path (most specific match first)."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = sorted(routes, key=lambda r: r.specificity(), reverse=True)
+
+    def match(self, http_method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
+        matched: list[tuple[Route, dict[str, str]]] = []
+        for route in self.routes:
+            values = route.template.match(raw_path)
+            if values is not None:
+                matched.append((route, values))
+        if any(r.template.verb for r, _ in matched):
+            # `/x/{id}:cancel` also matches a verb-less `/x/{id}` with id "…:cancel";
+            # the custom method is what the caller meant.
+            matched = [(r, v) for r, v in matched if r.template.verb]
+        if not matched:
+            raise not_found(raw_path)
+        for route, values in matched:
+            if route.http_method == http_method:
+                return route, values
+        raise method_not_allowed(http_method, raw_path, [r.http_method for r, _ in matched])
