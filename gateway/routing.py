@@ -137,12 +137,13 @@ def build_routes(services: Iterable[str]) -> list[Route]:
                 continue
             info = method_info(service_name, method)
             rule = options.Extensions[annotations_pb2.http]
-            routes.extend(_routes_of(info, rule))
+            routes.extend(routes_for_rule(info, rule))
     _check_ambiguity(routes)
     return routes
 
 
-def _routes_of(info: MethodInfo, rule: http_pb2.HttpRule) -> list[Route]:
+def routes_for_rule(info: MethodInfo, rule: http_pb2.HttpRule) -> list[Route]:
+    """The routes of one rule and its additional bindings (RuleError when invalid)."""
     routes = [_route_of(info, rule, 0)]
     for index, extra in enumerate(rule.additional_bindings, start=1):
         if extra.additional_bindings:

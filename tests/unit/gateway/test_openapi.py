@@ -1,0 +1,110 @@
+"""JSON Schema from descriptors and the OpenAPI 3.1 document: valid for the test
+protos and for the real protomesh contracts; schemas match real JSON output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from openapi_spec_validator import validate
+
+from gateway.comments import Comments
+from gateway.config import DEFAULT_DESCRIPTOR_SET, PROTOMESH_SERVICES, GatewayConfig
+from gateway.jsonmap import to_json
+from gateway.openapi import build_openapi
+from gateway.routing import build_routes
+from gateway.schema import message_json_schema
+from tests.integration.gateway.harness import SERVICE, Compiled
+
+
+@pytest.fixture(scope="module")
+def spec(compiled: Compiled) -> dict[str, Any]:
+    return build_openapi(build_routes([SERVICE]), Comments.from_path(compiled.descriptor_set))
+
+
+def test_openapi_for_test_protos_validates(spec: dict[str, Any]) -> None:
+    validate(spec)
+
+
+def test_openapi_for_protomesh_contracts_validates() -> None:
+    GatewayConfig(
+        proto_modules=tuple(m for _, m in PROTOMESH_SERVICES.values())
+    ).import_proto_modules()
+    document = build_openapi(
+        build_routes(PROTOMESH_SERVICES), Comments.from_path(DEFAULT_DESCRIPTOR_SET)
+    )
+    validate(document)
+    assert "/v1/documents/{name}" in document["paths"]
+    assert "/v1/tasks/{name}:cancel" in document["paths"]
+    create = document["paths"]["/v1/documents"]["post"]
+    assert "201" in create["responses"]
+    assert create["description"].startswith("Creates a document.")
+
+
+def test_paths_parameters_and_media_types(spec: dict[str, Any]) -> None:
+    paths = spec["paths"]
+    assert set(paths["/v1/things/{name}"]) == {"get", "delete"}
+    assert "/v1/shelves/{name}/things/{name_2}" in paths
+    assert "/v1/echo/{id}/deep/{rest}" in paths
+    assert "/v1/things/{name}:archive" in paths
+    watch = paths["/v1/things:watch"]["get"]
+    content = watch["responses"]["200"]["content"]
+    assert set(content) == {"text/event-stream", "application/x-ndjson"}
+    assert any(p.get("name") == "Last-Event-ID" for p in watch["parameters"])
+    upload = paths["/v1/things:upload"]["post"]["requestBody"]["content"]
+    assert set(upload) == {"application/x-ndjson"}
+    assert "*/*" in paths["/v1/files/{path}"]["get"]["responses"]["200"]["content"]
+    listing = {p["name"] for p in paths["/v1/things"]["get"]["parameters"] if "name" in p}
+    assert {"pageSize", "filter.kind", "filter.inner.tag", "createdAfter", "labels"} <= listing
+    assert paths["/v1/things"]["post"]["responses"].keys() == {"201", "default"}
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["bearerFormat"] == "JWT"
+
+
+def test_field_behavior_maps_to_required_and_read_only(spec: dict[str, Any]) -> None:
+    thing = spec["components"]["schemas"]["gatewaytest.v1.Thing"]
+    assert thing["required"] == ["title"]
+    assert thing["properties"]["createTime"]["readOnly"] is True
+    assert thing["properties"]["weight"]["type"] == "string"
+    assert thing["description"] == "A thing."
+    kind = spec["components"]["schemas"]["gatewaytest.v1.Kind"]
+    assert kind["enum"] == ["KIND_UNSPECIFIED", "KIND_SMALL", "KIND_LARGE"]
+
+
+def test_standalone_schema_validates_real_json_output(compiled: Compiled) -> None:
+    pb = compiled.pb2
+    schema = message_json_schema(
+        pb.EchoResponse.DESCRIPTOR, Comments.from_path(compiled.descriptor_set)
+    )
+    jsonschema.Draft202012Validator.check_schema(schema)
+    request = pb.EchoRequest(
+        id="x",
+        i64=-(2**62),
+        u64=2**63,
+        dbl=1.5,
+        data=b"\x00",
+        kind=pb.KIND_SMALL,
+        kinds=[pb.KIND_LARGE],
+        words=["a"],
+        choice_text="t",
+        maybe_count=0,
+    )
+    request.counts["a"] = 5
+    request.by_number[3] = "three"
+    request.nested.child.label = "deep"
+    request.items.add(label="i")
+    request.at.GetCurrentTime()
+    request.wait.FromSeconds(3)
+    request.mask.paths.extend(["a.b", "c"])
+    request.doc.update({"k": [1, "x", None, {"n": True}]})
+    request.any_value.string_value = "s"
+    request.maybe_text.value = "m"
+    message = pb.EchoResponse(request=request, metadata={"k": "v"}, deadline_seconds=1.0)
+    for emit in (True, False):
+        jsonschema.validate(to_json(message, emit), schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_schema_rejects_two_members_of_a_oneof(compiled: Compiled) -> None:
+    schema = message_json_schema(compiled.pb2.EchoRequest.DESCRIPTOR)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"choiceText": "a", "choiceNumber": "1"}, schema)

@@ -1,0 +1,121 @@
+"""Path templates: parsing per google/api/http.proto, matching, decoding; fuzzed."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.patterns import TemplateError, parse_template
+
+MATCHES = [
+    ("/v1/things", "/v1/things", {}),
+    ("/v1/{name=things/*}", "/v1/things/abc", {"name": "things/abc"}),
+    ("/v1/{name=things/*}", "/v1/things/a%20b", {"name": "things/a b"}),
+    ("/v1/{name=things/*}", "/v1/things/a%2Fb", {"name": "things/a%2Fb"}),
+    ("/v1/{id}", "/v1/a%2Fb", {"id": "a/b"}),
+    ("/v1/{id=*}", "/v1/%E2%9C%93", {"id": "\u2713"}),
+    ("/v1/{name=shelves/*/things/*}", "/v1/shelves/s/things/t", {"name": "shelves/s/things/t"}),
+    ("/v1/{a.b.c}/x", "/v1/7/x", {"a.b.c": "7"}),
+    ("/v1/{name=things/*}:archive", "/v1/things/t:archive", {"name": "things/t"}),
+    ("/v1/things:watch", "/v1/things:watch", {}),
+    ("/v1/files/{path=**}", "/v1/files/a/b%2Fc/d", {"path": "a/b%2Fc/d"}),
+    ("/v1/files/{path=**}", "/v1/files", {"path": ""}),
+    ("/v1/{id}/deep/{rest=**}", "/v1/x/deep/y/z", {"id": "x", "rest": "y/z"}),
+    ("/v1/anon/*/x", "/v1/anon/anything/x", {}),
+    ("/v1/**", "/v1/a/b/c", {}),
+]
+
+MISMATCHES = [
+    ("/v1/things", "/v1/things/"),
+    ("/v1/things", "/v2/things"),
+    ("/v1/{name=things/*}", "/v1/things"),
+    ("/v1/{name=things/*}", "/v1/things/a/b"),
+    ("/v1/{name=things/*}", "/v1/things/"),
+    ("/v1/{name=things/*}:archive", "/v1/things/t"),
+    ("/v1/{name=things/*}:archive", "/v1/things/t:other"),
+    ("/v1/things:watch", "/v1/things"),
+    ("/v1/{id}", "/v1/%FF"),
+    ("/v1/{id}", "v1/x"),
+]
+
+INVALID = [
+    "v1/things",
+    "/v1/{name",
+    "/v1/{name=things/*",
+    "/v1/**/x",
+    "/v1/{a}/{a}",
+    "/v1/{a={b}}",
+    "/v1/:verb",
+    "/v1/x:",
+    "/v1/{1a}",
+    "/v1/{a.}",
+    "/v1//x",
+    "/v1/x y",
+]
+
+
+@pytest.mark.parametrize(("template", "path", "expected"), MATCHES)
+def test_template_matches_path_and_decodes_variables(
+    template: str, path: str, expected: dict[str, str]
+) -> None:
+    assert parse_template(template).match(path) == expected
+
+
+@pytest.mark.parametrize(("template", "path"), MISMATCHES)
+def test_template_does_not_match_other_paths(template: str, path: str) -> None:
+    assert parse_template(template).match(path) is None
+
+
+@pytest.mark.parametrize("template", INVALID)
+def test_invalid_template_is_rejected_with_reason(template: str) -> None:
+    with pytest.raises(TemplateError, match="invalid path template"):
+        parse_template(template)
+
+
+def test_variable_defaults_to_one_segment_and_verb_is_kept() -> None:
+    template = parse_template("/v1/{name}:cancel")
+    assert template.verb == "cancel"
+    assert [v.dotted for v in template.variables] == ["name"]
+    assert template.shape() == "/v1/*:cancel"
+
+
+def test_shape_erases_variable_names() -> None:
+    assert parse_template("/v1/{a=x/*}").shape() == parse_template("/v1/x/{b}").shape()
+
+
+TEMPLATE_ALPHABET = st.sampled_from(list("/{}=*.:abc_-%2F") + ["**", "v1", "{name=", "}"])
+PATH_ALPHABET = st.sampled_from(list("/:%.-_~abcxyz019") + ["%2F", "%FF", "things", "v1", "**"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(TEMPLATE_ALPHABET, max_size=20).map("".join))
+def test_fuzzed_templates_parse_or_fail_cleanly(source: str) -> None:
+    try:
+        template = parse_template(source)
+    except TemplateError:
+        return
+    assert template.source == source
+    template.match(source)
+
+
+KNOWN = [parse_template(t) for t, _, _ in MATCHES]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(PATH_ALPHABET, max_size=24).map(lambda parts: "/" + "".join(parts)))
+def test_fuzzed_paths_never_break_the_matcher(path: str) -> None:
+    for template in KNOWN:
+        values = template.match(path)
+        assert values is None or all(isinstance(v, str) for v in values.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_arbitrary_text_never_breaks_parser_or_matcher(text: str) -> None:
+    try:
+        parse_template(text)
+    except TemplateError:
+        pass
+    for template in KNOWN:
+        template.match(text)
