@@ -3,6 +3,9 @@
 `make_spec` takes the tunables tests and benchmarks change: the clock (tests move
 time instead of sleeping), the tiers, the sweeper interval and stream options.
 At start-up the default price book (`prices.json`) is loaded idempotently.
+The hot path (reserve, commit, release, record usage) runs on a pool of its own
+whose connections skip asyncpg's per-release reset query (see
+`services.cost.store.keep_session`); everything else uses the runtime's pool.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from services.cost.pricebook import (
 )
 from services.cost.ratelimit import TierRateLimiter
 from services.cost.servicer import CostOptions, CostServicer
-from services.cost.store import CostStore
+from services.cost.store import CostStore, keep_session
 from services.cost.tiers import DEFAULT_TIERS, Tier
 from services.cost.worker import Sweeper
+from services.platform.db import create_pool
 from services.platform.pagination import PageTokens, page_token_secret
 from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
 
@@ -47,7 +51,11 @@ def make_spec(
     options: CostOptions | None = None,
 ) -> ServiceSpec:
     async def build(runtime: Runtime) -> ServiceParts:
-        store = CostStore(runtime.pool)
+        settings = runtime.settings
+        hot_pool = await create_pool(
+            app_dsn(settings), settings.db_pool_min, settings.db_pool_max, reset=keep_session
+        )
+        store = CostStore(runtime.pool, hot_pool)
         await load_price_book(store)
         prices = CachedPriceBook(store.load_prices)
         await prices.reload()
@@ -68,6 +76,7 @@ def make_spec(
             servicer=servicer,
             background=[hub.run, sweeper.run, limiter.refresh_loop],
             rate_limiter=limiter,
+            close=hot_pool.close,
         )
 
     return ServiceSpec(

@@ -91,9 +91,21 @@ def price_version_of(row: Row) -> PriceVersion:
     )
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """Pool `reset` for the hot path: no reset query. asyncpg still rolls back an
+    open transaction and drops listeners; the hot-path functions change no session
+    state (their `set_config(..., true)` is transaction-local), so the default
+    `RESET ALL; UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()` would be a wasted
+    round trip on every call."""
+
+
 class CostStore:
-    def __init__(self, pool: Pool) -> None:
+    """`pool` serves everything; `hot_pool` (default: `pool`) serves the one-statement
+    hot-path functions (reserve, commit, release, record usage)."""
+
+    def __init__(self, pool: Pool, hot_pool: Pool | None = None) -> None:
         self.pool = pool
+        self.hot_pool = hot_pool or pool
 
     # -- price book ---------------------------------------------------------
 
@@ -154,7 +166,7 @@ class CostStore:
         period_starts: Sequence[datetime],
     ) -> Outcome:
         user, api_key, task = attribution
-        row = await self.pool.fetchrow(
+        row = await self.hot_pool.fetchrow(
             Q["reserve"],
             tenant,
             reservation_id,
@@ -179,7 +191,7 @@ class CostStore:
         now: datetime,
         period_starts: Sequence[datetime],
     ) -> Outcome:
-        row = await self.pool.fetchrow(
+        row = await self.hot_pool.fetchrow(
             Q["commit_reservation"],
             tenant,
             reservation_id,
@@ -201,7 +213,7 @@ class CostStore:
         return Outcome(row["outcome"], row)
 
     async def release(self, tenant: str, reservation_id: str, now: datetime) -> Outcome:
-        row = await self.pool.fetchrow(Q["release_reservation"], tenant, reservation_id, now)
+        row = await self.hot_pool.fetchrow(Q["release_reservation"], tenant, reservation_id, now)
         assert row is not None
         return Outcome(row["outcome"], row)
 
@@ -216,7 +228,7 @@ class CostStore:
         now: datetime,
     ) -> Outcome:
         user, api_key, task = attribution
-        row = await self.pool.fetchrow(
+        row = await self.hot_pool.fetchrow(
             Q["record_usage"],
             tenant,
             usage.usage_id,
