@@ -45,8 +45,6 @@ def bind_request(
         bound.append(route.body)
         if body is not None:
             data[route.body] = copy.deepcopy(body)
-    if cursor is not None:
-        bound.append(route.method.cursor_request_field)
     _merge(data, bind_query(desc, query_items, bound))
     for dotted, text in path_values.items():
         _set_path_value(desc, data, dotted, text, must_agree=True)

@@ -101,6 +101,14 @@ def encode_error(error: GatewayError, fmt: StreamFormat) -> bytes:
     return b"event: error\ndata: " + data + b"\n\n"
 
 
+def _call_error(exc: BaseException) -> GatewayError:
+    """The error a failed read stands for; a read cancelled with the call (by the
+    gateway itself) has no status of its own."""
+    if isinstance(exc, grpc.RpcError):
+        return from_rpc_error(exc)
+    return GatewayError(499, "CANCELLED", "the call was cancelled")
+
+
 def _json_name(route: Route) -> str:
     field = route.method.response_desc.fields_by_name[route.response_body]
     return str(field.json_name)
@@ -137,8 +145,8 @@ async def relay_stream(
         if read.done():
             try:
                 read.result()
-            except grpc.RpcError as exc:
-                error = failure() or from_rpc_error(exc)
+            except (grpc.RpcError, asyncio.CancelledError) as exc:
+                error = failure() or _call_error(exc)
                 await send_error(send, error, headers)
                 return error.http_status
         if raw:
@@ -165,10 +173,10 @@ async def relay_stream(
                     continue
             try:
                 message = read.result()
-            except grpc.RpcError as exc:
+            except (grpc.RpcError, asyncio.CancelledError) as exc:
                 if raw:
                     raise StreamAborted(str(exc)) from None
-                error = failure() or from_rpc_error(exc)
+                error = failure() or _call_error(exc)
                 await send_body(send, encode_error(error, fmt), more=True)
                 break
             if message is grpc.aio.EOF:

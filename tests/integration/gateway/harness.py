@@ -224,6 +224,9 @@ def make_servicer(pb: ModuleType, base: type, observed: Observed) -> Any:
                     response.count += 1
                     response.titles.append(item.thing.title)
                     response.batch = item.batch
+                # A cancelled client stream ends the request iterator like a
+                # half-close; the cancellation reaches the handler at its next await.
+                await asyncio.sleep(0.01)
             except asyncio.CancelledError:
                 observed.event("UploadThings").set()
                 raise

@@ -45,7 +45,8 @@ def test_path_value_disagreeing_with_body_is_rejected(router: Router) -> None:
 
 def test_nested_path_field_fills_the_body_field(router: Router) -> None:
     request = bind(router, "PUT", "/v1/echo/lbl", {"values": [1, 2]})
-    assert request.nested.label == "lbl" and list(request.nested.values) == [1, 2]
+    assert request.nested.label == "lbl"
+    assert list(request.nested.values) == [1, 2]
 
 
 def test_query_sets_fields_outside_path_and_body(router: Router) -> None:
@@ -166,7 +167,8 @@ def test_json_output_uses_camel_case_int64_strings_and_enum_names(compiled: Comp
     out = to_json(message, emit_unpopulated=True)
     assert out["weight"] == str(2**53 + 1)
     assert out["kind"] == "KIND_LARGE"
-    assert "createTime" not in out and out["etag"] == ""
+    assert "createTime" not in out
+    assert out["etag"] == ""
     assert to_json(message, emit_unpopulated=False).keys() == {"name", "kind", "weight"}
 
 

@@ -67,9 +67,11 @@ def test_well_known_types_bind_from_their_json_text(pb: Any) -> None:
         "&includeDeleted=false&wrappedBig=12",
     )
     assert request.created_after.seconds == 1704164645
-    assert request.max_age.seconds == 1 and request.max_age.nanos == 500_000_000
+    assert request.max_age.seconds == 1
+    assert request.max_age.nanos == 500_000_000
     assert list(request.read_mask.paths) == ["title", "create_time"]
-    assert request.HasField("include_deleted") and not request.include_deleted.value
+    assert request.HasField("include_deleted")
+    assert not request.include_deleted.value
     assert request.wrapped_big.value == 12
 
 
