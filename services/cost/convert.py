@@ -66,7 +66,15 @@ def usage_to_pb(row: Row) -> pb.UsageRecord:
     )
 
 
-def reservation_to_pb(row: Row, usage: Row | None = None) -> pb.Reservation:
+def reservation_to_pb(
+    row: Row, usage: Row | None = None, now: datetime | None = None
+) -> pb.Reservation:
+    """With `now`, an ACTIVE reservation whose ttl has passed reads as EXPIRED
+    (lazy expiry: the sweeper has not reached it yet, but it holds nothing any
+    more as far as Reserve, Commit and Release are concerned)."""
+    state = row["state"]
+    if now is not None and state == pb.RESERVATION_STATE_ACTIVE and row["expire_time"] <= now:
+        state = pb.RESERVATION_STATE_EXPIRED
     message = pb.Reservation(
         name=f"reservations/{row['id']}",
         amount_micros=row["amount_micros"],
@@ -74,7 +82,7 @@ def reservation_to_pb(row: Row, usage: Row | None = None) -> pb.Reservation:
             user_id=row["user_id"], api_key_id=row["api_key_id"], task=row["task"]
         ),
         budgets=[f"budgets/{budget_id}" for budget_id in row["budget_ids"]],
-        state=row["state"],
+        state=state,
         expire_time=ts(row["expire_time"]),
         create_time=ts(row["create_time"]),
     )

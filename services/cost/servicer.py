@@ -505,7 +505,9 @@ class CostServicer(pb_grpc.CostServiceServicer):
                 f"reservations/{reservation_id} not found", reason="RESERVATION_NOT_FOUND"
             )
         usage = row["u"]
-        return convert.reservation_to_pb(row["r"], usage if usage and usage["id"] else None)
+        return convert.reservation_to_pb(
+            row["r"], usage if usage and usage["id"] else None, now=self.clock()
+        )
 
     @staticmethod
     def _not_active(name: str, state: int, wanted: int) -> FailedPrecondition:

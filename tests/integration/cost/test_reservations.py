@@ -139,6 +139,29 @@ async def test_sweeper_expires_lapsed_reservations(
     assert got.reserved_micros == 0
 
 
+async def test_a_lapsed_reservation_reads_and_releases_as_expired(
+    stub: pb_grpc.CostServiceStub, auth: Metadata, moved_clock: MovableClock
+) -> None:
+    budget = await tenant_budget(stub, auth, hard=10 * UNIT)
+    request = pb.ReserveRequest(
+        amount_micros=UNIT, ttl=duration_pb2.Duration(seconds=30), request_id="lapsing"
+    )
+    r = await stub.Reserve(request, metadata=auth)
+    assert r.state == pb.RESERVATION_STATE_ACTIVE
+    moved_clock.offset = timedelta(seconds=31)
+    # Expired whether or not the sweeper got there first.
+    replay = await stub.Reserve(request, metadata=auth)
+    assert (replay.name, replay.state) == (r.name, pb.RESERVATION_STATE_EXPIRED)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ReleaseReservation(pb.ReleaseReservationRequest(name=r.name), metadata=auth)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    info = detail(caught.value, error_details_pb2.ErrorInfo)
+    assert info is not None
+    assert info.reason == "RESERVATION_EXPIRED"
+    got = await stub.GetBudget(pb.GetBudgetRequest(name=budget.name), metadata=auth)
+    assert (got.spent_micros, got.reserved_micros) == (0, 0)
+
+
 async def test_commit_and_release_are_idempotent_and_guard_terminal_states(
     stub: pb_grpc.CostServiceStub, auth: Metadata, admin: Metadata
 ) -> None:
