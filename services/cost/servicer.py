@@ -329,6 +329,10 @@ class CostServicer(pb_grpc.CostServiceServicer):
         tenant = principal().tenant_id
         spec = self._spec(request.budget)
         budget_rules.validate(spec)
+        if request.budget_id == TIER_BUDGET_ID:
+            raise InvalidArgument.for_field(
+                "budget_id", f"{TIER_BUDGET_ID!r} is reserved for the tenant tier's budget"
+            )
         budget_id = request.budget_id or _new_id()[:20]
         fingerprint = pb.CreateBudgetRequest()
         fingerprint.CopyFrom(request)
@@ -353,6 +357,17 @@ class CostServicer(pb_grpc.CostServiceServicer):
             reason="BUDGET_EXISTS",
             metadata={"name": f"budgets/{budget_id}"},
         )
+
+    @staticmethod
+    def _guard_tier_budget(name: str) -> None:
+        """`budgets/tier` is the tenant tier's monthly cap: only UpdateTenantTier
+        (cost:admin) changes it, or a tenant could lift its own tier's limit."""
+        if name == f"budgets/{TIER_BUDGET_ID}":
+            raise FailedPrecondition(
+                f"{name} is the tenant tier's budget; it changes with UpdateTenantTier only",
+                reason="TIER_BUDGET_MANAGED",
+                metadata={"name": name},
+            )
 
     async def _budget_row(self, tenant: str, name: str) -> Row:
         row = await self.store.get_budget(tenant, _resource_id(name, "budgets/"))
@@ -396,6 +411,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
         name = request.budget.name
         if not name.startswith("budgets/") or not name.removeprefix("budgets/"):
             raise InvalidArgument.for_field("budget.name", "must be budgets/{budget}")
+        self._guard_tier_budget(name)
         wanted = self._spec(request.budget)
 
         def change(current: Row) -> BudgetFields:
@@ -427,6 +443,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
         self, request: pb.DeleteBudgetRequest, context: Any
     ) -> pb.DeleteBudgetResponse:
         tenant = principal().tenant_id
+        self._guard_tier_budget(request.name)
         deleted = await self.store.delete_budget(
             tenant,
             _resource_id(request.name, "budgets/"),

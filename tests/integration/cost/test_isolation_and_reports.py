@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from google.protobuf import field_mask_pb2
 from google.rpc import error_details_pb2
 
 from protomesh.cost.v1 import cost_service_pb2 as pb
@@ -185,6 +186,50 @@ async def test_tiers_are_visible_to_their_tenant_only_and_set_by_admins(
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     tier_budget = await stub.GetBudget(pb.GetBudgetRequest(name="budgets/tier"), metadata=auth)
     assert (tier_budget.hard_limit_micros, tier_budget.period) == (25_000_000, pb.PERIOD_MONTH)
+
+
+async def test_a_tenant_cannot_lift_its_tier_budget(
+    stub: pb_grpc.CostServiceStub, as_tenant: Callable[..., Metadata], admin: Metadata, tenant: str
+) -> None:
+    auth = as_tenant(tenant)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # nor squat its id beforehand
+        await stub.CreateBudget(
+            pb.CreateBudgetRequest(
+                budget_id="tier",
+                budget=pb.Budget(
+                    scope_kind=pb.SCOPE_KIND_USER,
+                    scope_id="alice",
+                    period=pb.PERIOD_DAY,
+                    hard_limit_micros=10**12,
+                ),
+            ),
+            metadata=auth,
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    name = f"tenants/{tenant}/tier"
+    await stub.UpdateTenantTier(
+        pb.UpdateTenantTierRequest(tier=pb.TenantTier(name=name, tier="free")), metadata=admin
+    )
+    lifted = pb.Budget(name="budgets/tier", hard_limit_micros=10**12)
+    for call in (
+        stub.UpdateBudget(
+            pb.UpdateBudgetRequest(
+                budget=lifted, update_mask=field_mask_pb2.FieldMask(paths=["hard_limit_micros"])
+            ),
+            metadata=auth,
+        ),
+        stub.DeleteBudget(pb.DeleteBudgetRequest(name="budgets/tier"), metadata=auth),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        info = detail(caught.value, error_details_pb2.ErrorInfo)
+        assert info is not None
+        assert info.reason == "TIER_BUDGET_MANAGED"
+    # The free tier's $0.50 a month holds.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Reserve(pb.ReserveRequest(amount_micros=500_001), metadata=auth)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_a_free_tier_tenant_is_rate_limited_with_a_retry_delay(
