@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from services.cost.money import Rates
+from services.cost.periods import Period, period_start
 from services.cost.pricebook import DEFAULT_CURRENCY, PriceVersion
 from services.platform.db import Pool, settings_transaction, tenant_transaction
 
@@ -324,7 +325,9 @@ class CostStore:
         now: datetime,
     ) -> Row | None:
         """Locks the budget, lets `change(row)` (which may raise) compute the new
-        fields, and writes them; None when there is no such budget."""
+        fields, and writes them; None when there is no such budget. A new period
+        gets its current spend counted again from the usage records (the counters
+        are per period start, so the old period's count does not carry over)."""
         async with tenant_transaction(self.pool, tenant) as conn:
             current = await conn.fetchrow(Q["lock_budget"], budget_id)
             if current is None:
@@ -340,6 +343,10 @@ class CostStore:
                 new.alert_thresholds,
                 now,
             )
+            if row is not None and new.period != current["period"]:
+                await conn.execute(
+                    Q["recount_budget_spend"], row["pk"], period_start(Period(new.period), now)
+                )
             return row
 
     async def delete_budget(self, tenant: str, budget_id: str, check: Any) -> bool:

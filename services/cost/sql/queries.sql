@@ -67,6 +67,23 @@ UPDATE cost.budgets SET display_name = $2, period = $3, hard_limit_micros = $4,
 WHERE id = $1
 RETURNING *;
 
+-- name: recount_budget_spend
+-- After a period change: the budget's spend in its (new) current period starting
+-- at $2, counted again from the usage records it applies to that were recorded
+-- since the budget exists. Runs with the budget row locked (no concurrent spend).
+INSERT INTO cost.budget_spend AS s (tenant_id, budget_pk, period_start, spent_micros)
+SELECT b.tenant_id, b.pk, $2, coalesce(sum(u.amount_micros), 0)
+FROM cost.budgets b
+LEFT JOIN cost.usage_records u
+  ON u.usage_time >= $2 AND u.create_time >= b.create_time
+ AND (b.scope_kind = 1
+      OR (b.scope_kind = 2 AND u.user_id = b.scope_id)
+      OR (b.scope_kind = 3 AND u.api_key_id = b.scope_id)
+      OR (b.scope_kind = 4 AND u.task = b.scope_id))
+WHERE b.pk = $1
+GROUP BY b.tenant_id, b.pk
+ON CONFLICT (budget_pk, period_start) DO UPDATE SET spent_micros = excluded.spent_micros;
+
 -- name: delete_budget
 -- The budget's spend counters and alerts go with it (ON DELETE CASCADE); active
 -- reservations keep its pk in `budget_pks`, which no longer matches a row, so

@@ -234,3 +234,28 @@ async def test_thresholds_alert_once_per_period_on_the_spend_feed(
     assert alerts == [(50, 600), (80, 1000), (100, 1000)]
     assert all(e.alert.budget == budget.name for e in events if e.HasField("alert"))
     assert [e.sequence for e in events] == list(range(1, 9))
+
+
+async def test_changing_the_period_recounts_the_current_spend(
+    stub: pb_grpc.CostServiceStub, auth: Metadata, admin: Metadata
+) -> None:
+    model = await micro_per_token_model(stub, admin)
+    budget = await tenant_budget(stub, auth, hard=1_000, period=pb.PERIOD_MONTH)
+    await stub.RecordUsage(
+        pb.RecordUsageRequest(
+            usage=pb.TokenUsage(model=model, input_tokens=600), idempotency_key="before"
+        ),
+        metadata=auth,
+    )
+    for period in (pb.PERIOD_TOTAL, pb.PERIOD_DAY):
+        changed = await stub.UpdateBudget(
+            pb.UpdateBudgetRequest(
+                budget=pb.Budget(name=budget.name, period=period),
+                update_mask=field_mask_pb2.FieldMask(paths=["period"]),
+            ),
+            metadata=auth,
+        )
+        assert (changed.period, changed.spent_micros) == (period, 600)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Reserve(pb.ReserveRequest(amount_micros=401), metadata=auth)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
