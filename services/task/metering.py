@@ -27,10 +27,11 @@ class BudgetExhausted(Exception):
 
 @dataclass(frozen=True)
 class Hold:
-    """An active reservation (or none, for a model the price book does not list)."""
+    """An active reservation and the idempotency key it was taken with."""
 
     name: str
     amount_micros: int
+    key: str = ""
 
 
 class Meter:
@@ -52,13 +53,17 @@ class Meter:
         self._count = 0
 
     async def reserve(self, model: str, input_tokens: int, max_output_tokens: int) -> Hold:
+        """Holds the worst-case cost of a call. A model the price book does not list
+        is FAILED_PRECONDITION (UNKNOWN_MODEL) from the cost service: metering fails
+        closed, and the worker fails the task rather than spend unmetered."""
         self._count += 1
+        key = f"{self.key_prefix}-{self._count}"
         request = cost_pb.ReserveRequest(
             estimate=cost_pb.EstimateCostRequest(
                 model=model, input_tokens=input_tokens, max_output_tokens=max_output_tokens
             ),
             attribution=self.attribution,
-            request_id=f"{self.key_prefix}-{self._count}",
+            request_id=key,
         )
         try:
             reservation = await self.stub.Reserve(
@@ -67,33 +72,46 @@ class Meter:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
                 raise BudgetExhausted(_quota_message(exc)) from exc
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                # No price for this model (e.g. the local extractive generator): nothing
-                # to hold, nothing to charge.
-                log.info("model not in the price book; call not metered", model=model)
-                return Hold("", 0)
             raise
-        return Hold(reservation.name, reservation.amount_micros)
+        return Hold(reservation.name, reservation.amount_micros, key)
 
     async def commit(
         self, hold: Hold, model: str, input_tokens: int, output_tokens: int, estimated: bool
     ) -> int:
-        """Settles the reservation with the actual usage; returns the amount charged."""
+        """Settles the reservation with the actual usage; returns the amount charged.
+
+        A call that outlived its reservation still spent the money: when the hold
+        has expired, the usage is recorded on its own (idempotently, keyed by the
+        hold) so spend is never lost, even though it was no longer held."""
         if not hold.name:
             return 0
-        reservation = await self.stub.CommitReservation(
-            cost_pb.CommitReservationRequest(
-                name=hold.name,
-                usage=cost_pb.TokenUsage(
-                    model=model, input_tokens=input_tokens, output_tokens=output_tokens
-                ),
-                provenance=cost_pb.PROVENANCE_ESTIMATED
-                if estimated
-                else cost_pb.PROVENANCE_MEASURED,
-            ),
-            metadata=self.metadata(),
-            timeout=CALL_TIMEOUT_SECONDS,
+        usage = cost_pb.TokenUsage(
+            model=model, input_tokens=input_tokens, output_tokens=output_tokens
         )
+        provenance = cost_pb.PROVENANCE_ESTIMATED if estimated else cost_pb.PROVENANCE_MEASURED
+        try:
+            reservation = await self.stub.CommitReservation(
+                cost_pb.CommitReservationRequest(
+                    name=hold.name, usage=usage, provenance=provenance
+                ),
+                metadata=self.metadata(),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+        except grpc.aio.AioRpcError as exc:
+            if _reason(exc) != "RESERVATION_EXPIRED":
+                raise
+            log.warning("reservation expired before commit; recording usage", reservation=hold.name)
+            record = await self.stub.RecordUsage(
+                cost_pb.RecordUsageRequest(
+                    usage=usage,
+                    attribution=self.attribution,
+                    provenance=provenance,
+                    idempotency_key=f"{hold.key}-late",
+                ),
+                metadata=self.metadata(),
+                timeout=CALL_TIMEOUT_SECONDS,
+            )
+            return int(record.amount_micros)
         return int(reservation.usage_record.amount_micros)
 
     async def release(self, hold: Hold) -> None:
@@ -108,6 +126,16 @@ class Meter:
         except grpc.aio.AioRpcError as exc:
             # The reservation expires by itself; losing the release only delays that.
             log.warning("release failed", reservation=hold.name, code=exc.code().name)
+
+
+def _reason(exc: grpc.aio.AioRpcError) -> str:
+    """The `ErrorInfo.reason` of a failed call ("" when it carries none)."""
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    return ""
 
 
 def _quota_message(exc: grpc.aio.AioRpcError) -> str:

@@ -72,6 +72,20 @@ PLATFORM_GRANTED_SCOPES = frozenset({"cost:write"})
 UNKNOWN = 2
 DEADLINE_EXCEEDED = 4
 
+# Statuses a retry cannot fix (bad input, missing rights, an unpriced model, a
+# method the backend lacks): the task fails at once instead of burning attempts.
+PERMANENT_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+
 
 def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(f"PROTOMESH_TASK_{name}", default))
@@ -390,9 +404,13 @@ class Worker:
             limit = row["timeout_seconds"]
             await self._retry_or_fail(row, lease, DEADLINE_EXCEEDED, f"timed out after {limit:g}s")
         except grpc.aio.AioRpcError as exc:
-            await self._retry_or_fail(
-                row, lease, exc.code().value[0], f"{exc.code().name}: {exc.details()}"
-            )
+            code, message = exc.code().value[0], f"{exc.code().name}: {exc.details()}"
+            if exc.code() in PERMANENT_CODES:
+                await self.store.finish(
+                    lease, states.FAILED, message, {"code": code, "message": message}
+                )
+            else:
+                await self._retry_or_fail(row, lease, code, message)
         except Exception as exc:
             await self._retry_or_fail(row, lease, UNKNOWN, f"{type(exc).__name__}: {exc}")
         else:
