@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import typer
@@ -199,6 +199,104 @@ def ingest(
         )
     except grpc.aio.AioRpcError as err:
         raise _grpc_failure(err) from err
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    mode: Annotated[str, typer.Option(help="hybrid, keyword or vector.")] = "hybrid",
+    limit: Annotated[int, typer.Option(help="Results to show (1-100).")] = 10,
+    label: Annotated[list[str], typer.Option(help="key=value label filter.")] = [],  # noqa: B006
+    tenant: TenantOpt = "default",
+    user: UserOpt = "dev",
+    data_dir: DataDir = None,
+) -> None:
+    """Search your documents (hybrid keyword + vector) and show ranked, highlighted hits."""
+    from services.cli import search as search_cli
+
+    settings = _settings(data_dir)
+    token_value = _caller_token(settings, tenant, user)
+    try:
+        asyncio.run(
+            search_cli.search(
+                settings.address_of("search"), token_value, query, console, mode, limit, label
+            )
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    except grpc.aio.AioRpcError as err:
+        raise _grpc_failure(err) from err
+
+
+cost_app = typer.Typer(help="Spend, budgets and the price book.", no_args_is_help=True)
+app.add_typer(cost_app, name="cost")
+
+
+def _cost_call(tenant: str, user: str, data_dir: Path | None, call: Any) -> None:
+    """Runs `call(target, token)` against CostService, printing gRPC failures."""
+    settings = _settings(data_dir)
+    token_value = _caller_token(settings, tenant, user)
+    try:
+        asyncio.run(call(settings.address_of("cost"), token_value))
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    except grpc.aio.AioRpcError as err:
+        raise _grpc_failure(err) from err
+
+
+@cost_app.command("report")
+def cost_report(
+    by: Annotated[str, typer.Option(help="model, user, api-key, task or day.")] = "model",
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Start (RFC 3339 or YYYY-MM-DD); default: start of this month."
+        ),
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="End (exclusive); default: now.")] = None,
+    tenant: TenantOpt = "default",
+    user: UserOpt = "dev",
+    data_dir: DataDir = None,
+) -> None:
+    """Spend grouped by model, user, API key, task or day, in exact currency units."""
+    from services.cli import cost as cost_cli
+
+    _cost_call(
+        tenant,
+        user,
+        data_dir,
+        lambda target, token: cost_cli.report(target, token, console, by, start, end),
+    )
+
+
+@cost_app.command("budgets")
+def cost_budgets(
+    tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
+) -> None:
+    """The tenant's budgets with their limits, spend this period and reservations."""
+    from services.cli import cost as cost_cli
+
+    _cost_call(
+        tenant, user, data_dir, lambda target, token: cost_cli.budgets(target, token, console)
+    )
+
+
+@cost_app.command("prices")
+def cost_prices(
+    history: Annotated[bool, typer.Option(help="Include superseded price versions.")] = False,
+    tenant: TenantOpt = "default",
+    user: UserOpt = "dev",
+    data_dir: DataDir = None,
+) -> None:
+    """The price book: per-million-token prices by model."""
+    from services.cli import cost as cost_cli
+
+    _cost_call(
+        tenant,
+        user,
+        data_dir,
+        lambda target, token: cost_cli.prices(target, token, console, history),
+    )
 
 
 tasks_app = typer.Typer(help="Inspect and control tasks.", no_args_is_help=True)

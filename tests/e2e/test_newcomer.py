@@ -103,3 +103,42 @@ async def test_ask_about_nothing_says_so_instead_of_inventing(cluster: Cluster) 
     assert asked.returncode == 0, asked.stdout + asked.stderr
     assert "do not answer this question" in asked.stdout, asked.stdout
     assert "[1]" not in asked.stdout
+
+
+async def test_search_and_cost_commands_show_the_tenants_data(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    tenant = "newcomer-cli-" + uuid.uuid4().hex[:8]
+    (tmp_path / "handbook.md").write_text(HANDBOOK)
+    ingested = await asyncio.to_thread(
+        protomesh, cluster, "ingest", str(tmp_path), "--tenant", tenant
+    )
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    await wait_until_searchable(cluster, tenant, "vacation days")
+
+    found = await asyncio.to_thread(
+        protomesh, cluster, "search", "vacation days carry over", "--tenant", tenant
+    )
+    asked = await asyncio.to_thread(
+        protomesh, cluster, "ask", "When do unused vacation days expire?", "--tenant", tenant
+    )
+    report = await asyncio.to_thread(protomesh, cluster, "cost", "report", "--tenant", tenant)
+    prices = await asyncio.to_thread(protomesh, cluster, "cost", "prices", "--tenant", tenant)
+    budgets = await asyncio.to_thread(protomesh, cluster, "cost", "budgets", "--tenant", tenant)
+    bad_mode = await asyncio.to_thread(
+        protomesh, cluster, "search", "x", "--mode", "psychic", "--tenant", tenant
+    )
+    bad_group = await asyncio.to_thread(
+        protomesh, cluster, "cost", "report", "--by", "weather", "--tenant", tenant
+    )
+
+    for done in (found, asked, report, prices, budgets):
+        assert done.returncode == 0, [*done.args, done.stdout, done.stderr]
+    assert "Vacation policy" in found.stdout, found.stdout
+    assert "carry over" in found.stdout, found.stdout
+    assert "extractive-v1" in report.stdout, report.stdout
+    assert "gpt-4o-mini" in prices.stdout, prices.stdout
+    assert bad_mode.returncode == 2, bad_mode.stderr
+    assert "hybrid" in bad_mode.stderr, bad_mode.stderr
+    assert bad_group.returncode == 2, bad_group.stderr
+    assert "model" in bad_group.stderr, bad_group.stderr
