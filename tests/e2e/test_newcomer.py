@@ -64,17 +64,22 @@ async def wait_until_searchable(cluster: Cluster, tenant: str, query: str) -> No
     raise AssertionError(f"{query!r} never became searchable for {tenant}")
 
 
-async def test_ingest_then_ask_answers_with_citations_and_meters_the_call(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+async def tenant_with_handbook(cluster: Cluster, folder: Path) -> str:
+    """A new tenant that has run `protomesh ingest` on the handbook, indexed."""
     tenant = "newcomer-" + uuid.uuid4().hex[:8]
-    (tmp_path / "handbook.md").write_text(HANDBOOK)
-
+    (folder / "handbook.md").write_text(HANDBOOK)
     ingested = await asyncio.to_thread(
-        protomesh, cluster, "ingest", str(tmp_path), "--tenant", tenant
+        protomesh, cluster, "ingest", str(folder), "--tenant", tenant
     )
     assert ingested.returncode == 0, ingested.stdout + ingested.stderr
     await wait_until_searchable(cluster, tenant, "vacation days")
+    return tenant
+
+
+async def test_ingest_then_ask_answers_with_citations_and_meters_the_call(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    tenant = await tenant_with_handbook(cluster, tmp_path)
 
     asked = await asyncio.to_thread(
         protomesh, cluster, "ask", "How many vacation days do employees accrue?", "--tenant", tenant
@@ -108,13 +113,7 @@ async def test_ask_about_nothing_says_so_instead_of_inventing(cluster: Cluster) 
 async def test_search_and_cost_commands_show_the_tenants_data(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    tenant = "newcomer-cli-" + uuid.uuid4().hex[:8]
-    (tmp_path / "handbook.md").write_text(HANDBOOK)
-    ingested = await asyncio.to_thread(
-        protomesh, cluster, "ingest", str(tmp_path), "--tenant", tenant
-    )
-    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
-    await wait_until_searchable(cluster, tenant, "vacation days")
+    tenant = await tenant_with_handbook(cluster, tmp_path)
 
     found = await asyncio.to_thread(
         protomesh, cluster, "search", "vacation days carry over", "--tenant", tenant
