@@ -388,6 +388,28 @@ def status(data_dir: DataDir = None) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def bench(
+    only: Annotated[list[str], typer.Option(help="Run just this bench (repeatable).")] = [],  # noqa: B006
+    quick: Annotated[
+        bool, typer.Option(help="Smaller runs (minutes, not tens of minutes).")
+    ] = False,
+    output: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
+        "docs/benchmarks.md"
+    ),
+    timeout: Annotated[float, typer.Option(help="Seconds one bench may take.")] = 1800.0,
+) -> None:
+    """Run the bench/ scripts one after another and write a Markdown report."""
+    from services.cli import bench as bench_cli
+
+    try:
+        outcomes = bench_cli.run(console, only, quick, output, timeout)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from err
+    if any(outcome.result is None for outcome in outcomes):
+        raise typer.Exit(1)
+
+
 @app.command("config")
 def show_config() -> None:
     """List every PROTOMESH_* setting with its default."""
