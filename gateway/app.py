@@ -16,6 +16,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
+from google.protobuf import descriptor_pool
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -27,6 +28,7 @@ from starlette.routing import Route as HttpRoute
 from gateway.backends import Backends
 from gateway.comments import Comments
 from gateway.config import GatewayConfig
+from gateway.mcp_http import McpEndpoint
 from gateway.metrics import GatewayMetrics
 from gateway.openapi import build_openapi
 from gateway.routing import Router, build_routes
@@ -95,9 +97,12 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
     async def openapi_endpoint(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
+    mcp = McpEndpoint(channels, comments, descriptor_pool.Default(), config.jwt_issuer)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with mcp.running():
+            yield
         await channels.close()
 
     app = Starlette(
@@ -106,6 +111,7 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
             HttpRoute("/readyz", readyz, methods=["GET"]),
             HttpRoute("/metrics", metrics_endpoint, methods=["GET"]),
             HttpRoute("/openapi.json", openapi_endpoint, methods=["GET"]),
+            *mcp.routes(),
         ],
         middleware=[
             Middleware(

@@ -47,6 +47,7 @@ class GatewayConfig:
     health_timeout_seconds: float = 1.0
     gzip_min_bytes: int = 1024
     title: str = "protomesh"
+    jwt_issuer: str = ""
 
     def import_proto_modules(self) -> None:
         """Registers the services' descriptors in the default pool."""
@@ -66,6 +67,7 @@ class GatewayConfig:
             workers=settings.gateway_workers,
             backends=backends,
             proto_modules=tuple(module for _, module in PROTOMESH_SERVICES.values()),
+            jwt_issuer=settings.jwt_issuer,
         )
         return base.with_env(os.environ if environ is None else environ)
 

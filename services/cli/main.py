@@ -410,6 +410,15 @@ def bench(
         raise typer.Exit(1)
 
 
+@app.command()
+def mcp(tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None) -> None:
+    """Serve the MCP tools over stdio (for desktop agent hosts); logs go to stderr."""
+    from services.cli import mcp as mcp_cli
+
+    settings = _settings(data_dir)
+    mcp_cli.run(settings, _caller_token(settings, tenant, user))
+
+
 @app.command("config")
 def show_config() -> None:
     """List every PROTOMESH_* setting with its default."""
