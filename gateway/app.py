@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
+from gateway.a2a import a2a_routes
 from gateway.backends import Backends
 from gateway.comments import Comments
 from gateway.config import GatewayConfig
@@ -112,6 +113,7 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
             HttpRoute("/metrics", metrics_endpoint, methods=["GET"]),
             HttpRoute("/openapi.json", openapi_endpoint, methods=["GET"]),
             *mcp.routes(),
+            *a2a_routes(channels, config.base_url),
         ],
         middleware=[
             Middleware(

@@ -48,6 +48,12 @@ class GatewayConfig:
     gzip_min_bytes: int = 1024
     title: str = "protomesh"
     jwt_issuer: str = ""
+    public_url: str = ""
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach this gateway (`public_url`, else host and port)."""
+        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 
     def import_proto_modules(self) -> None:
         """Registers the services' descriptors in the default pool."""

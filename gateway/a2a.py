@@ -1,0 +1,427 @@
+"""A2A v1.0 on the gateway: the agent card at `/.well-known/agent-card.json` and
+the HTTP+JSON binding under `/a2a` (the a2a-sdk's REST routes), mapped onto
+TaskService over gRPC with the caller's bearer token.
+
+- send message: a new task from the message (or, with `taskId`, input for a task
+  waiting on the user); waits for a terminal or interrupted state unless
+  `configuration.returnImmediately`;
+- streaming send and subscribe: SSE of the Task first, then status and artifact
+  updates, until the task stops; resumable, because subscribe starts from the
+  task as it is now;
+- get (with `historyLength`), list (paged, newest first), cancel.
+
+gRPC statuses become the binding's errors (NOT_FOUND → 404 TaskNotFound,
+FAILED_PRECONDITION on cancel → 409 TaskNotCancelable, INVALID_ARGUMENT → 400,
+UNAUTHENTICATED → 401 with `WWW-Authenticate`, PERMISSION_DENIED → 403,
+RESOURCE_EXHAUSTED → 429, UNAVAILABLE → 503)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import grpc
+from a2a.server.context import ServerCallContext
+from a2a.server.events.event_queue import Event
+from a2a.server.request_handlers.request_handler import RequestHandler
+from a2a.server.routes.agent_card_routes import create_agent_card_routes
+from a2a.server.routes.rest_routes import create_rest_routes
+from a2a.types import a2a_pb2 as a2a
+from a2a.utils import errors
+from google.protobuf import json_format
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway import a2a_mapping as mapping
+from gateway.backends import Backends
+from gateway.mcp_http import bearer_token
+from protomesh.task.v1 import task_service_pb2 as pb
+
+TASK_SERVICE = "protomesh.task.v1.TaskService"
+A2A_PATH = "/a2a"
+CALL_TIMEOUT_SECONDS = 30.0
+BLOCKING_SECONDS = 120.0
+FINISHED = {
+    pb.TASK_STATE_COMPLETED,
+    pb.TASK_STATE_FAILED,
+    pb.TASK_STATE_CANCELED,
+    pb.TASK_STATE_REJECTED,
+}
+STOPPED = FINISHED | {
+    pb.TASK_STATE_INPUT_REQUIRED,
+    pb.TASK_STATE_AUTH_REQUIRED,
+}
+
+
+class Unauthenticated(errors.A2AError):
+    message = "Authentication required"
+
+
+class PermissionDenied(errors.A2AError):
+    message = "Permission denied"
+
+
+class RateLimited(errors.A2AError):
+    message = "Too many requests"
+
+
+class Unavailable(errors.A2AError):
+    message = "Service unavailable"
+
+
+# The SDK maps its error types to HTTP statuses through this table; the binding's
+# auth and overload statuses have no type of their own there, so they get ours.
+errors.A2A_ERROR_MAPPING.update(
+    {
+        Unauthenticated: errors.ErrorMapping(401, "UNAUTHENTICATED", "UNAUTHENTICATED"),
+        PermissionDenied: errors.ErrorMapping(403, "PERMISSION_DENIED", "PERMISSION_DENIED"),
+        RateLimited: errors.ErrorMapping(429, "RESOURCE_EXHAUSTED", "RATE_LIMITED"),
+        Unavailable: errors.ErrorMapping(503, "UNAVAILABLE", "UNAVAILABLE"),
+    }
+)
+
+
+def a2a_error(exc: grpc.aio.AioRpcError, cancel: bool = False) -> errors.A2AError:
+    code, details = exc.code(), exc.details() or ""
+    if code == grpc.StatusCode.NOT_FOUND:
+        return errors.TaskNotFoundError(details)
+    if cancel and code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ABORTED):
+        return errors.TaskNotCancelableError(details)
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
+        return errors.InvalidParamsError(details)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(details)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(details)
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return RateLimited(details)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return Unavailable(details)
+    return errors.InternalError(f"{code.name}: {details}")
+
+
+class TaskServiceAgent(RequestHandler):
+    """The A2A request handler backed by TaskService."""
+
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+
+    # -- gRPC plumbing -------------------------------------------------------
+
+    def _unary(self, method: str, response: type[Any]) -> Any:
+        return self.backends.channel(TASK_SERVICE).unary_unary(
+            f"/{TASK_SERVICE}/{method}",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response.FromString,
+        )
+
+    async def _call(
+        self,
+        method: str,
+        request: Any,
+        response: type[Any],
+        context: ServerCallContext,
+        cancel: bool = False,
+    ) -> Any:
+        try:
+            return await self._unary(method, response)(
+                request, metadata=_metadata(context), timeout=CALL_TIMEOUT_SECONDS
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise a2a_error(exc, cancel) from None
+
+    async def _get(self, name: str, context: ServerCallContext, history: int = 0) -> pb.Task:
+        task: pb.Task = await self._call(
+            "GetTask",
+            pb.GetTaskRequest(name=name, history_length=min(max(history, 0), 1000)),
+            pb.Task,
+            context,
+        )
+        return task
+
+    async def _watch(
+        self, name: str, context: ServerCallContext
+    ) -> AsyncIterator[pb.WatchTaskResponse]:
+        stream = self.backends.channel(TASK_SERVICE).unary_stream(
+            f"/{TASK_SERVICE}/WatchTask",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.WatchTaskResponse.FromString,
+        )(pb.WatchTaskRequest(name=name), metadata=_metadata(context))
+        try:
+            async for item in stream:
+                yield item
+        except grpc.aio.AioRpcError as exc:
+            raise a2a_error(exc) from None
+        finally:
+            stream.cancel()
+
+    # -- A2A methods ---------------------------------------------------------
+
+    async def on_get_task(
+        self, params: a2a.GetTaskRequest, context: ServerCallContext
+    ) -> a2a.Task | None:
+        task = await self._get(_name(params.id), context, params.history_length)
+        return mapping.to_a2a_task(task, params.history_length)
+
+    async def on_list_tasks(
+        self, params: a2a.ListTasksRequest, context: ServerCallContext
+    ) -> a2a.ListTasksResponse:
+        clauses = []
+        if params.context_id:
+            clauses.append(f'context_id = "{_quoted(params.context_id)}"')
+        if params.status:
+            clauses.append(f"state = {pb.TaskState.Name(mapping.from_a2a_state(params.status))}")
+        if params.HasField("status_timestamp_after"):
+            stamp = params.status_timestamp_after.ToJsonString()
+            clauses.append(f'update_time > "{stamp}"')
+        page_size = params.page_size or 50
+        if not 1 <= page_size <= 100:
+            raise errors.InvalidParamsError("pageSize: must be between 1 and 100")
+        response: pb.ListTasksResponse = await self._call(
+            "ListTasks",
+            pb.ListTasksRequest(
+                page_size=page_size, page_token=params.page_token, filter=" AND ".join(clauses)
+            ),
+            pb.ListTasksResponse,
+            context,
+        )
+        return a2a.ListTasksResponse(
+            tasks=[
+                mapping.to_a2a_task(task, 0, params.include_artifacts) for task in response.tasks
+            ],
+            next_page_token=response.next_page_token,
+            page_size=page_size,
+            total_size=len(response.tasks),
+        )
+
+    async def on_cancel_task(
+        self, params: a2a.CancelTaskRequest, context: ServerCallContext
+    ) -> a2a.Task | None:
+        current = await self._get(_name(params.id), context)
+        if current.status.state in FINISHED:
+            state = pb.TaskState.Name(current.status.state).removeprefix("TASK_STATE_")
+            raise errors.TaskNotCancelableError(f"{current.name} is already {state}")
+        task: pb.Task = await self._call(
+            "CancelTask",
+            pb.CancelTaskRequest(name=_name(params.id), reason="canceled through A2A"),
+            pb.Task,
+            context,
+            cancel=True,
+        )
+        return mapping.to_a2a_task(task)
+
+    async def on_message_send(
+        self, params: a2a.SendMessageRequest, context: ServerCallContext
+    ) -> a2a.Task | a2a.Message:
+        task = await self._start(params, context)
+        history = params.configuration.history_length
+        if params.configuration.return_immediately or task.status.state in STOPPED:
+            return mapping.to_a2a_task(task, history)
+        try:
+            async with asyncio.timeout(BLOCKING_SECONDS):
+                async for item in self._watch(task.name, context):
+                    state = _state_of(item)
+                    if state in STOPPED:
+                        break
+        except TimeoutError:
+            pass  # answer with the task as it is; the client can subscribe
+        return mapping.to_a2a_task(await self._get(task.name, context, history), history)
+
+    async def on_message_send_stream(
+        self, params: a2a.SendMessageRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
+        task = await self._start(params, context)
+        async for event in self._events(task.name, context):
+            yield event
+
+    async def on_subscribe_to_task(
+        self, params: a2a.SubscribeToTaskRequest, context: ServerCallContext
+    ) -> AsyncGenerator[Event]:
+        async for event in self._events(_name(params.id), context):
+            yield event
+
+    async def _events(self, name: str, context: ServerCallContext) -> AsyncGenerator[Event]:
+        """The task first, then its status and artifact updates until it stops."""
+        current: pb.Task | None = None
+        async for item in self._watch(name, context):
+            if item.HasField("task"):
+                current = item.task
+                yield mapping.to_a2a_task(current)
+                if current.status.state in STOPPED:
+                    return
+                continue
+            if current is None:
+                continue
+            for event in mapping.to_a2a_events(current, item.event):
+                yield event
+            if _state_of(item) in STOPPED:
+                return
+
+    async def _start(self, params: a2a.SendMessageRequest, context: ServerCallContext) -> pb.Task:
+        message = params.message
+        metadata = json_format.MessageToDict(params.metadata) if params.HasField("metadata") else {}
+        try:
+            if message.task_id:
+                request: Any = pb.SendTaskInputRequest(name=_name(message.task_id))
+                request.input.update(mapping.follow_up_input(message))
+                task: pb.Task = await self._call("SendTaskInput", request, pb.Task, context)
+                return task
+            create = pb.CreateTaskRequest(task=mapping.new_task(message, metadata))
+            if message.message_id:
+                create.request_id = f"a2a-{message.message_id}"[:128]
+        except mapping.MappingError as exc:
+            raise errors.InvalidParamsError(str(exc)) from None
+        created: pb.Task = await self._call("CreateTask", create, pb.Task, context)
+        return created
+
+    # -- not offered -----------------------------------------------------------
+
+    async def on_create_task_push_notification_config(
+        self, params: Any, context: ServerCallContext
+    ) -> Any:
+        raise errors.PushNotificationNotSupportedError()
+
+    async def on_get_task_push_notification_config(
+        self, params: Any, context: ServerCallContext
+    ) -> Any:
+        raise errors.PushNotificationNotSupportedError()
+
+    async def on_list_task_push_notification_configs(
+        self, params: Any, context: ServerCallContext
+    ) -> Any:
+        raise errors.PushNotificationNotSupportedError()
+
+    async def on_delete_task_push_notification_config(
+        self, params: Any, context: ServerCallContext
+    ) -> Any:
+        raise errors.PushNotificationNotSupportedError()
+
+    async def on_get_extended_agent_card(self, params: Any, context: ServerCallContext) -> Any:
+        raise errors.ExtendedAgentCardNotConfiguredError()
+
+
+def _metadata(context: ServerCallContext) -> tuple[tuple[str, str], ...]:
+    token = bearer_token(context.state.get("headers", {}))
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def _name(identifier: str) -> str:
+    try:
+        return mapping.task_name(identifier)
+    except mapping.MappingError as exc:
+        raise errors.TaskNotFoundError(str(exc)) from None
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _state_of(item: pb.WatchTaskResponse) -> int:
+    if item.HasField("task"):
+        return int(item.task.status.state)
+    if item.event.HasField("status_update"):
+        return int(item.event.status_update.state)
+    return pb.TASK_STATE_UNSPECIFIED
+
+
+def agent_card(base_url: str, version: str = "1.0.0") -> a2a.AgentCard:
+    card = a2a.AgentCard(
+        name="protomesh",
+        description=(
+            "Answers questions and researches topics from the caller's own documents, with "
+            "citations. Every call is scoped to the tenant of the bearer token."
+        ),
+        version=version,
+        supported_interfaces=[
+            a2a.AgentInterface(
+                url=base_url.rstrip("/") + A2A_PATH,
+                protocol_binding="HTTP+JSON",
+                protocol_version="1.0",
+            )
+        ],
+        capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=False),
+        default_input_modes=["text/plain", "application/json"],
+        default_output_modes=["text/markdown", "application/json"],
+        skills=[
+            a2a.AgentSkill(
+                id=skill.id,
+                name=skill.name,
+                description=skill.description,
+                tags=["retrieval", "citations"],
+                examples=list(skill.examples),
+                input_modes=["text/plain", "application/json"],
+                output_modes=["text/markdown", "application/json"],
+            )
+            for skill in mapping.SKILLS.values()
+        ],
+    )
+    card.security_schemes["bearer"].http_auth_security_scheme.CopyFrom(
+        a2a.HTTPAuthSecurityScheme(
+            scheme="Bearer",
+            bearer_format="JWT",
+            description="A protomesh JWT (tenant_id, sub, scope).",
+        )
+    )
+    requirement = card.security_requirements.add()
+    requirement.schemes["bearer"].SetInParent()
+    return card
+
+
+class RequireBearer:
+    """Refuses A2A calls without a bearer token (401 + `WWW-Authenticate`) and adds
+    the challenge header to any 401 the binding answers."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if not bearer_token(Request(scope).headers):
+            await _unauthenticated(send)
+            return
+
+        async def challenge(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"www-authenticate", b'Bearer realm="protomesh"'),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, challenge)
+
+
+async def _unauthenticated(send: Send) -> None:
+    body = (
+        b'{"error":{"code":401,"status":"UNAUTHENTICATED",'
+        b'"message":"A2A calls need an Authorization: Bearer <token> header"}}'
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", b'Bearer realm="protomesh"'),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def a2a_routes(backends: Backends, base_url: str) -> list[BaseRoute]:
+    """The agent card and the binding's routes, or none without a TaskService."""
+    if TASK_SERVICE not in backends.addresses:
+        return []
+    from starlette.routing import Mount, Router
+
+    binding = Router(routes=create_rest_routes(TaskServiceAgent(backends)))
+    return [
+        *create_agent_card_routes(agent_card(base_url)),
+        Mount(A2A_PATH, app=RequireBearer(binding)),
+    ]
