@@ -58,6 +58,9 @@ class Child:
             return ""
 
 
+UP_METRICS_PORT_BASE = 9101  # where `protomesh up` serves /metrics unless configured
+
+
 def module_exists(name: str) -> bool:
     try:
         return importlib.util.find_spec(name) is not None
@@ -173,7 +176,7 @@ def start_system(
         **(environ or {}),
         "PROTOMESH_DATABASE_URL": database_url,
         "PROTOMESH_DATA_DIR": str(settings.data_dir.resolve()),
-        "PROTOMESH_METRICS_PORT_BASE": str(settings.metrics_port_base or 9101),
+        "PROTOMESH_METRICS_PORT_BASE": str(settings.metrics_port_base or UP_METRICS_PORT_BASE),
     }
     children = plan_children(settings, workers)
     system = System(settings, children, postgres, database_url)

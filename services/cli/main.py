@@ -13,8 +13,6 @@ from rich.table import Table
 
 from services.cli.launcher import (
     SERVICES,
-    grpc_serving,
-    http_healthy,
     start_system,
     wait_for_signal,
 )
@@ -368,23 +366,25 @@ def tasks_retry(
 
 
 @app.command()
-def status(data_dir: DataDir = None) -> None:
-    """Show the health of every service and the gateway."""
+def status(
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    tenant: TenantOpt = "default",
+    user: UserOpt = "dev",
+    data_dir: DataDir = None,
+) -> None:
+    """Health and version of every component, index lag, task queue depth, spend today.
+    Exits 1 when something is not serving."""
+    import json
+
+    from services.cli import status as status_cli
+
     settings = _settings(data_dir)
-    table = Table(title="protomesh status")
-    table.add_column("component")
-    table.add_column("endpoint")
-    table.add_column("health")
-    healthy = True
-    for name in SERVICES:
-        ok = asyncio.run(grpc_serving(settings.address_of(name)))
-        healthy &= ok
-        table.add_row(name, settings.address_of(name), "SERVING" if ok else "[red]DOWN[/red]")
-    gateway = f"http://{settings.host}:{settings.gateway_port}"
-    ok = http_healthy(f"{gateway}/healthz")
-    table.add_row("gateway", gateway, "OK" if ok else "[red]DOWN[/red]")
-    console.print(table)
-    if not healthy:
+    found = asyncio.run(status_cli.collect(settings, _caller_token(settings, tenant, user)))
+    if json_output:
+        print(json.dumps(found.as_json(), indent=2))
+    else:
+        status_cli.render(found, console)
+    if not found.healthy:
         raise typer.Exit(1)
 
 

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
 from services.cost import budgets as budget_rules
-from services.cost import convert, export, feed
+from services.cost import convert, export, feed, metrics
 from services.cost.money import Rates, Tokens, cost_micros, estimate_micros
 from services.cost.periods import (
     EPOCH,
@@ -229,6 +229,8 @@ class CostServicer(pb_grpc.CostServiceServicer):
                         "usage_record": f"usageRecords/{usage['id']}",
                     },
                 )
+            if outcome.kind != "replayed":
+                metrics.metered(usage)
             return convert.usage_to_pb(usage)
         raise Aborted("the price book changed during the call; retry", reason="PRICE_CHANGED")
 
@@ -490,6 +492,9 @@ class CostServicer(pb_grpc.CostServiceServicer):
             row = outcome.row
             remaining = max(0, row["limit_micros"] - row["used_micros"])
             subject = f"budgets/{row['budget_id']}"
+            metrics.BUDGET_REJECTIONS.labels(
+                "tier" if row["budget_id"] == TIER_BUDGET_ID else "budget"
+            ).inc()
             raise ResourceExhausted(
                 f"{subject} has {remaining} micros left of its {row['limit_micros']} hard limit; "
                 f"{amount} requested",
@@ -566,6 +571,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
             raise Aborted("the price book changed during the call; retry", reason="PRICE_CHANGED")
         reservation = row["reservation"]
         if outcome.kind == "committed":
+            metrics.metered(row["usage"])
             return convert.reservation_to_pb(reservation, row["usage"])
         if outcome.kind == "settled" and reservation["state"] == pb.RESERVATION_STATE_COMMITTED:
             return convert.reservation_to_pb(reservation, row["usage"])

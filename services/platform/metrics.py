@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 RPC_REQUESTS = Counter(
     "protomesh_rpc_requests_total",
@@ -15,3 +15,25 @@ RPC_DURATION = Histogram(
     ["service", "method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+BUILD_INFO = Gauge(
+    "protomesh_build_info",
+    "Always 1; the labels say which component and version this process runs.",
+    ["component", "version"],
+)
+RATE_LIMIT_REJECTIONS = Counter(
+    "protomesh_rate_limit_rejections_total",
+    "Calls shed with RESOURCE_EXHAUSTED by the per-tenant limits, by service and limit.",
+    ["service", "limit"],
+)
+
+
+def version() -> str:
+    """The installed protomesh version ("unknown" outside an installation)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("protomesh")
+    except PackageNotFoundError:
+        return "unknown"

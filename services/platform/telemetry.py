@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 
 from services.platform.config import Settings
 from services.platform.logs import get_logger
+from services.platform.metrics import BUILD_INFO, version
 
 log = get_logger("protomesh.telemetry")
 _configured = False
@@ -83,5 +84,6 @@ def serve_metrics(settings: Settings, component: str) -> int:
     port = settings.metrics_port_of(component)
     if port:
         start_http_server(port, addr=settings.host)
+        BUILD_INFO.labels(component, version()).set(1)
         log.info("metrics", component=component, address=f"{settings.host}:{port}")
     return port

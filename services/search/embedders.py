@@ -23,6 +23,7 @@ import math
 import os
 import random
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
+from services.search import metrics
 from services.search.breaker import CircuitBreaker, CircuitOpenError
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "all-minilm-l6-v2"
@@ -337,13 +339,19 @@ class GuardedEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         if not self.breaker.allow():
             raise EmbeddingError(self.breaker.describe() or "embedder unavailable")
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 vectors = await self.inner.embed(texts)
         except (EmbeddingError, CircuitOpenError, TimeoutError, OSError, RuntimeError) as exc:
             self.breaker.record_failure(f"{type(exc).__name__}: {exc}")
+            metrics.EMBEDDING_BATCH.labels(self.model_id, "error").observe(
+                time.perf_counter() - started
+            )
             raise EmbeddingError(str(exc) or type(exc).__name__) from exc
         self.breaker.record_success()
+        metrics.EMBEDDING_BATCH.labels(self.model_id, "ok").observe(time.perf_counter() - started)
+        metrics.TEXTS_EMBEDDED.labels(self.model_id).inc(len(texts))
         return vectors
 
 

@@ -26,6 +26,7 @@ from datetime import UTC
 
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from services.platform.logs import get_logger
+from services.search import metrics
 from services.search.chunking import ChunkingOptions, chunk_text, content_hash
 from services.search.embedders import Embedder, EmbeddingError
 from services.search.store import DueChunk, NewChunk, SearchStore
@@ -71,6 +72,7 @@ class Indexer:
         self.options = options or IndexerOptions()
         self.embeddings_due = asyncio.Event()
         self.connected = asyncio.Event()
+        self.applied_sequence = 0  # for the lag gauge; the checkpoint is the truth
         self._rng = random.Random()
 
     # -- the change feed -------------------------------------------------------
@@ -81,6 +83,7 @@ class Indexer:
         while True:
             try:
                 checkpoint = await self.store.checkpoint()
+                self.applied_sequence = checkpoint.applied_sequence
                 async for message in self.open_feed(checkpoint.applied_sequence):
                     self.connected.set()
                     failures = 0
@@ -103,9 +106,13 @@ class Indexer:
 
     async def handle(self, message: doc_pb.WatchChangesResponse) -> None:
         if message.HasField("heartbeat"):
-            await self.store.record_head(message.heartbeat.head_sequence)
-        elif message.HasField("change") and await self.apply(message.change):
-            self.embeddings_due.set()
+            head = message.heartbeat.head_sequence
+            await self.store.record_head(head)
+            metrics.INDEXER_LAG.set(max(0, head - self.applied_sequence))
+        elif message.HasField("change"):
+            if await self.apply(message.change):
+                self.embeddings_due.set()
+            self.applied_sequence = max(self.applied_sequence, message.change.sequence)
 
     async def apply(self, change: doc_pb.DocumentChange) -> bool:
         """Applies one change with the checkpoint; False if it was already applied."""

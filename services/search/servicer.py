@@ -21,6 +21,7 @@ from protomesh.search.v1 import search_service_pb2_grpc as pb_grpc
 from services.platform.context import current_call, principal
 from services.platform.errors import DeadlineExceeded, Unavailable
 from services.platform.pagination import PageTokens
+from services.search import metrics
 from services.search.embedders import EmbeddingError, GuardedEmbedder, Vector
 from services.search.freshness import AppliedSequence
 from services.search.indexer import Indexer
@@ -211,6 +212,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                 tenant, request.query, None, limit, filters, keyword=True
             )
         ran = mode if not degraded_reason else pb.SEARCH_MODE_KEYWORD
+        metrics.QUERIES.labels(_mode_label(mode), _mode_label(ran)).inc()
+        if degraded_reason:
+            metrics.DEGRADED.labels(metrics.degraded_reason_label(degraded_reason)).inc()
         fused: list[Fused[int]]
         if ran == pb.SEARCH_MODE_HYBRID:
             fused = rrf(keyword, vector, binding["k"], binding["kw"], binding["vw"])
@@ -301,3 +305,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                 )
             )
         return results
+
+
+def _mode_label(mode: int) -> str:
+    return pb.SearchMode.Name(mode).removeprefix("SEARCH_MODE_").lower()

@@ -230,6 +230,12 @@ class TaskStore:
             due: datetime | None = await conn.fetchval(q("next_due"))
             return due
 
+    async def queue_depth(self) -> list[tuple[int, str, int]]:
+        """(state, type, count) of every unfinished task, across tenants."""
+        async with self.worker() as conn:
+            rows = await conn.fetch(q("queue_depth"), sorted(states.TERMINAL))
+        return [(int(r["state"]), str(r["type"]), int(r["tasks"])) for r in rows]
+
     async def heartbeat(self, lease: Lease, lease_seconds: float) -> tuple[bool, str]:
         """Extends the lease; returns (cancel requested, reason); raises Fenced."""
         async with self.worker() as conn:

@@ -50,7 +50,8 @@ from services.platform.identity import DELEGATED_TOKEN_TTL_SECONDS, ServiceIdent
 from services.platform.interceptors import REQUEST_ID_HEADER
 from services.platform.logs import configure_logging, get_logger
 from services.platform.server import app_dsn
-from services.task import states
+from services.platform.telemetry import serve_metrics
+from services.task import metrics, states
 from services.task.execution import (
     Canceled,
     Downstream,
@@ -71,6 +72,7 @@ log = get_logger("protomesh.task.worker")
 PLATFORM_GRANTED_SCOPES = frozenset({"cost:write"})
 UNKNOWN = 2
 DEADLINE_EXCEEDED = 4
+QUEUE_DEPTH_INTERVAL_SECONDS = 5.0
 
 # Statuses a retry cannot fix (bad input, missing rights, an unpriced model, a
 # method the backend lacks): the task fails at once instead of burning attempts.
@@ -194,6 +196,7 @@ class Worker:
         self.config = config
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[uuid.UUID, _Running] = {}
+        self._started: dict[uuid.UUID, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -225,16 +228,35 @@ class Worker:
 
     async def run(self) -> None:
         reaper = asyncio.create_task(self._reap_loop())
+        sampler = asyncio.create_task(self._sample_queue_depth())
         try:
             await self._listen()
             while not self._stopping:
                 await self._claim_and_wait()
         finally:
             reaper.cancel()
-            await asyncio.gather(reaper, return_exceptions=True)
+            sampler.cancel()
+            await asyncio.gather(reaper, sampler, return_exceptions=True)
             if self._listener is not None:
                 with contextlib.suppress(Exception):
                     await self._listener.close()
+
+    async def _sample_queue_depth(self) -> None:
+        """Refreshes the queue-depth gauge (one GROUP BY) every few seconds."""
+        seen: set[tuple[str, str]] = set()
+        while True:
+            try:
+                depth = await self.store.queue_depth()
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("queue depth not sampled", error=str(exc))
+            else:
+                current = {(states.state_name(s).lower(), t): n for s, t, n in depth}
+                for labels in seen - current.keys():
+                    metrics.QUEUE_DEPTH.labels(*labels).set(0)
+                for labels, count in current.items():
+                    metrics.QUEUE_DEPTH.labels(*labels).set(count)
+                seen |= current.keys()
+            await asyncio.sleep(QUEUE_DEPTH_INTERVAL_SECONDS)
 
     async def _listen(self) -> None:
         if self._listener is not None and not self._listener.is_closed():
@@ -331,6 +353,7 @@ class Worker:
 
     async def _execute(self, row: Row, lease: Lease, running: _Running) -> None:
         heartbeat = asyncio.create_task(self._heartbeat_loop(running))
+        self._started[lease.task_id] = time.monotonic()
         try:
             await self._outcome(row, lease, running)
         except Fenced as exc:
@@ -347,13 +370,15 @@ class Worker:
             if running.hard_stop is not None:
                 running.hard_stop.cancel()
             self._running.pop(lease.task_id, None)
+            self._started.pop(lease.task_id, None)
             self._wake.set()
 
     async def _outcome(self, row: Row, lease: Lease, running: _Running) -> None:
         ctx = running.ctx
         workflow = self.registry.get(row["type"])
         if workflow is None:
-            await self.store.finish(
+            await self._finish(
+                row,
                 lease,
                 states.FAILED,
                 f"no workflow for type {row['type']!r}",
@@ -379,24 +404,25 @@ class Worker:
                 await asyncio.gather(running.work, return_exceptions=True)
                 raise
         except Canceled as exc:
-            await self.store.finish(lease, states.CANCELED, str(exc) or "canceled")
+            await self._finish(row, lease, states.CANCELED, str(exc) or "canceled")
         except InputRequired as exc:
-            await self.store.finish(lease, states.INPUT_REQUIRED, str(exc))
+            await self._finish(row, lease, states.INPUT_REQUIRED, str(exc))
         except BudgetExhausted as exc:
             if str(ctx.input.get("on_budget_exhausted", "")) == "fail":
-                await self.store.finish(
-                    lease, states.FAILED, str(exc), {"code": 8, "message": str(exc)}
+                await self._finish(
+                    row, lease, states.FAILED, str(exc), {"code": 8, "message": str(exc)}
                 )
             else:
-                await self.store.finish(
+                await self._finish(
+                    row,
                     lease,
                     states.INPUT_REQUIRED,
                     f'{exc}; raise the budget and send any input (e.g. {{"continue": true}}) '
                     "to resume",
                 )
         except PermanentFailure as exc:
-            await self.store.finish(
-                lease, states.FAILED, str(exc), {"code": exc.code, "message": str(exc)}
+            await self._finish(
+                row, lease, states.FAILED, str(exc), {"code": exc.code, "message": str(exc)}
             )
         except Fenced:
             raise
@@ -406,34 +432,56 @@ class Worker:
         except grpc.aio.AioRpcError as exc:
             code, message = exc.code().value[0], f"{exc.code().name}: {exc.details()}"
             if exc.code() in PERMANENT_CODES:
-                await self.store.finish(
-                    lease, states.FAILED, message, {"code": code, "message": message}
+                await self._finish(
+                    row, lease, states.FAILED, message, {"code": code, "message": message}
                 )
             else:
                 await self._retry_or_fail(row, lease, code, message)
         except Exception as exc:
             await self._retry_or_fail(row, lease, UNKNOWN, f"{type(exc).__name__}: {exc}")
         else:
-            await self.store.finish(lease, states.COMPLETED, message)
+            await self._finish(row, lease, states.COMPLETED, message)
 
     async def _retry_or_fail(self, row: Row, lease: Lease, code: int, message: str) -> None:
         attempts, allowed = int(row["attempts"]), int(row["max_attempts"])
         error = {"code": code, "message": message}
         if attempts >= allowed:
-            await self.store.finish(
-                lease, states.FAILED, f"failed after {attempts} attempts: {message}", error
+            await self._finish(
+                row, lease, states.FAILED, f"failed after {attempts} attempts: {message}", error
             )
             return
         delay = states.backoff_seconds(
             attempts, self.config.backoff_base_seconds, self.config.backoff_cap_seconds
         )
-        await self.store.finish(
+        await self._finish(
+            row,
             lease,
             states.SUBMITTED,
             f"attempt {attempts} of {allowed} failed: {message}; retrying in {delay:.2f}s",
             error,
             delay,
         )
+
+    async def _finish(
+        self,
+        row: Row,
+        lease: Lease,
+        state: int,
+        message: str,
+        error: Mapping[str, Any] | None = None,
+        backoff_seconds: float = 0.0,
+    ) -> None:
+        """Ends the attempt in the store, then counts it."""
+        await self.store.finish(lease, state, message, error, backoff_seconds)
+        type_ = str(row["type"])
+        started = self._started.get(lease.task_id)
+        outcome = states.state_name(state).lower()
+        if started is not None:
+            metrics.TASK_DURATION.labels(type_, outcome).observe(time.monotonic() - started)
+        if state == states.SUBMITTED:
+            metrics.RETRIES.labels(type_).inc()
+        elif state == states.FAILED and int(row["attempts"]) >= int(row["max_attempts"]):
+            metrics.DEAD_LETTERS.labels(type_).inc()
 
     async def _requeue_on_shutdown(self, lease: Lease) -> None:
         with contextlib.suppress(Fenced):
@@ -526,6 +574,10 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     args = parser.parse_args(argv)
     settings = Settings.from_env(environ)
     configure_logging("task-worker", settings.log_level, settings.log_format)
+    try:
+        serve_metrics(settings, "task-worker")
+    except OSError as exc:  # another worker process on this host has the port
+        log.warning("metrics port taken; this worker serves no metrics", error=str(exc))
     asyncio.run(serve(settings, WorkerConfig.from_env(args.count)))
 
 

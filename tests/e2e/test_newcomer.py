@@ -34,6 +34,7 @@ def cli_environ(cluster: Cluster) -> dict[str, str]:
         attribute = variable.removeprefix("PROTOMESH_").lower()
         environ[variable] = str(getattr(cluster.settings, attribute))
     environ["PROTOMESH_DATA_DIR"] = str(cluster.settings.data_dir)
+    environ["PROTOMESH_METRICS_PORT_BASE"] = str(cluster.settings.metrics_port_base)
     environ["NO_COLOR"] = "1"
     environ["COLUMNS"] = "200"
     return environ

@@ -129,6 +129,13 @@ SELECT * FROM claimed;
 -- (worker) When the earliest backed-off task becomes claimable.
 SELECT min(run_after) FROM task.tasks WHERE state = 1;
 
+-- name: queue_depth
+-- (worker) Unfinished tasks by state and type, for the queue-depth gauge.
+SELECT state, type, count(*) AS tasks
+FROM task.tasks
+WHERE NOT (state = ANY($1::smallint[]))
+GROUP BY state, type;
+
 -- name: heartbeat
 -- (worker) Extend the lease; no row means the lease is lost (fenced).
 UPDATE task.tasks SET lease_expires_at = now() + make_interval(secs => $4::double precision)

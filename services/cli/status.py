@@ -1,0 +1,153 @@
+"""`protomesh status`: is everything up, which version runs, how far behind the
+indexer is, how deep the task queue is, and what the caller's tenant spent today.
+
+Health comes from each service's gRPC health check and the gateway's `/readyz`;
+versions and queue depth from the processes' Prometheus endpoints; index lag and
+spend from the services' own RPCs with the caller's token (so they are the
+tenant's view)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.table import Table
+
+from protomesh.cost.v1 import cost_service_pb2 as cost_pb
+from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
+from protomesh.search.v1 import search_service_pb2 as search_pb
+from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
+from services.cli.launcher import SERVICES, UP_METRICS_PORT_BASE, grpc_serving
+from services.cost.money import format_micros
+from services.platform.config import Settings
+
+TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class Component:
+    name: str
+    endpoint: str
+    healthy: bool
+    version: str = ""
+
+
+@dataclass
+class Status:
+    components: list[Component] = field(default_factory=list)
+    index_lag: int | None = None
+    index_pending_embeddings: int | None = None
+    queue_depth: dict[str, int] = field(default_factory=dict)
+    spend_today: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.healthy for c in self.components)
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "healthy": self.healthy}
+
+
+async def _scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Samples by metric name from a local `/metrics` endpoint ({} when unreachable)."""
+    if not port:
+        return {}
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
+            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+    except httpx.HTTPError:
+        return {}
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return samples
+
+
+def _version(samples: dict[str, list[tuple[dict[str, str], float]]]) -> str:
+    for labels, _ in samples.get("protomesh_build_info", []):
+        return labels.get("version", "")
+    return ""
+
+
+async def _component(settings: Settings, name: str) -> Component:
+    address = settings.address_of(name)
+    healthy, samples = await asyncio.gather(
+        grpc_serving(address), _scrape(settings.metrics_port_of(name))
+    )
+    return Component(name, address, healthy, _version(samples))
+
+
+async def _gateway(settings: Settings) -> Component:
+    base = f"http://{settings.host}:{settings.gateway_port}"
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
+            ready = (await client.get(f"{base}/readyz")).status_code == 200
+    except httpx.HTTPError:
+        ready = False
+    return Component("gateway", base, ready)
+
+
+async def collect(settings: Settings, token: str) -> Status:
+    if not settings.metrics_port_base:  # `protomesh up` serves metrics from 9101 by default
+        settings = replace(settings, metrics_port_base=UP_METRICS_PORT_BASE)
+    metadata = (("authorization", f"Bearer {token}"),)
+    components = await asyncio.gather(
+        *(_component(settings, name) for name in SERVICES), _gateway(settings)
+    )
+    status = Status(components=list(components))
+    worker = await _scrape(settings.metrics_port_of("task-worker"))
+    for labels, value in worker.get("protomesh_task_queue_depth", []):
+        status.queue_depth[labels["state"]] = status.queue_depth.get(labels["state"], 0) + int(
+            value
+        )
+    try:
+        async with grpc.aio.insecure_channel(settings.address_of("search")) as channel:
+            index = await search_grpc.SearchServiceStub(channel).GetIndexStatus(
+                search_pb.GetIndexStatusRequest(), metadata=metadata, timeout=TIMEOUT_SECONDS
+            )
+        status.index_lag = int(index.lag)
+        status.index_pending_embeddings = int(index.pending_embedding_count)
+    except grpc.aio.AioRpcError as exc:
+        status.problems.append(f"index status: {exc.code().name}: {exc.details()}")
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    request = cost_pb.GetSpendReportRequest(group_by=cost_pb.GROUP_BY_MODEL)
+    request.start_time.FromDatetime(today)
+    try:
+        async with grpc.aio.insecure_channel(settings.address_of("cost")) as channel:
+            report = await cost_grpc.CostServiceStub(channel).GetSpendReport(
+                request, metadata=metadata, timeout=TIMEOUT_SECONDS
+            )
+        status.spend_today = format_micros(
+            report.total.amount_micros, report.currency_code or "USD"
+        )
+    except grpc.aio.AioRpcError as exc:
+        status.problems.append(f"spend: {exc.code().name}: {exc.details()}")
+    return status
+
+
+def render(status: Status, console: Console) -> None:
+    table = Table(title="protomesh status")
+    for column in ("component", "endpoint", "health", "version"):
+        table.add_column(column)
+    for c in status.components:
+        health = "[green]SERVING[/green]" if c.healthy else "[red]DOWN[/red]"
+        table.add_row(c.name, c.endpoint, health, c.version or "-")
+    console.print(table)
+    lag = "-" if status.index_lag is None else f"{status.index_lag} sequences behind"
+    pending = status.index_pending_embeddings
+    console.print(
+        f"index: {lag}" + (f", {pending} chunks waiting for embeddings" if pending else "")
+    )
+    depth = ", ".join(f"{state} {n}" for state, n in sorted(status.queue_depth.items())) or "empty"
+    console.print(f"task queue: {depth}")
+    console.print(f"spend today (this tenant): {status.spend_today or '-'}")
+    for problem in status.problems:
+        console.print(f"[yellow]{problem}[/yellow]")
