@@ -103,6 +103,20 @@ class Settings:
             "cost +3, task workers +4; 0 disables. `protomesh up` uses 9101."
         },
     )
+    tenant_rate_limits: str = field(
+        default="read=60000,write=30000,search=6000,expensive=600,stream=1200,admin=600",
+        metadata={
+            "doc": "Calls per minute per tenant and rate-limit class, per replica "
+            "(`CLASS=N,…`; 0 = unlimited); excess calls get RESOURCE_EXHAUSTED with RetryInfo."
+        },
+    )
+    tenant_burst_seconds: float = field(
+        default=60.0, metadata={"doc": "Seconds of a tenant's rate it may spend at once."}
+    )
+    tenant_max_in_flight: int = field(
+        default=256,
+        metadata={"doc": "Calls one tenant may have in flight per replica (0 = unlimited)."},
+    )
     page_token_secret: str = field(
         default="",
         metadata={

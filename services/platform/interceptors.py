@@ -37,6 +37,7 @@ from services.platform.auth import TokenVerifier, bearer_token
 from services.platform.context import CallContext, bind_call
 from services.platform.deadlines import absolute_deadline, effective_timeout
 from services.platform.errors import ProtomeshError, internal_status
+from services.platform.limits import TenantLimits
 from services.platform.logs import get_logger
 from services.platform.metrics import RPC_DURATION, RPC_REQUESTS
 from services.platform.policy import MethodInfo
@@ -67,10 +68,12 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         methods: dict[str, MethodInfo],
         verifier: TokenVerifier,
         rate_limiter: RateLimiter | None = None,
+        limits: TenantLimits | None = None,
     ) -> None:
         self.methods = methods
         self.verifier = verifier
         self.rate_limiter = rate_limiter
+        self.limits = limits
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -105,15 +108,24 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def _admit(
         self, call: CallContext, metadata: dict[str, Any], context: grpc.aio.ServicerContext
-    ) -> None:
+    ) -> Callable[[], None] | None:
+        """Authenticates and authorizes the call and applies the tenant's limits;
+        returns the release of its in-flight slot (None when not counted)."""
         info = call.method
         token = bearer_token(metadata.get("authorization"))
         call.principal = self.verifier.verify(token)
         call.token = token
         call.principal.require_scopes(info.scopes)
+        tenant = call.principal.tenant_id
+        if self.limits is not None:
+            self.limits.check(tenant, info.rate_limit_class)
         if self.rate_limiter is not None:
-            self.rate_limiter.check(call.principal.tenant_id, info.rate_limit_class)
+            self.rate_limiter.check(tenant, info.rate_limit_class)
         call.deadline = absolute_deadline(effective_timeout(context, info))
+        if self.limits is not None and not info.server_streaming:
+            # Long-lived watches are bounded by their rate class, not by this cap.
+            return self.limits.enter(tenant)
+        return None
 
     async def _fail(
         self, exc: BaseException, call: CallContext, context: grpc.aio.ServicerContext
@@ -166,8 +178,9 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             call, metadata = chain._start(info, context)
             code = grpc.StatusCode.OK
+            release: Callable[[], None] | None = None
             try:
-                chain._admit(call, metadata, context)
+                release = chain._admit(call, metadata, context)
                 if not info.client_streaming:
                     validation.validate(request_or_iterator)
                 async with asyncio.timeout_at(_loop_deadline(call)):
@@ -186,6 +199,8 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 code = _code_of(exc)
                 await chain._fail(exc, call, context)
             finally:
+                if release is not None:
+                    release()
                 chain._finish(call, code, started)
 
         async def run_stream(
@@ -194,8 +209,9 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             started = time.perf_counter()
             call, metadata = chain._start(info, context)
             code = grpc.StatusCode.OK
+            release: Callable[[], None] | None = None
             try:
-                chain._admit(call, metadata, context)
+                release = chain._admit(call, metadata, context)
                 if not info.client_streaming:
                     validation.validate(request_or_iterator)
                 async with asyncio.timeout_at(_loop_deadline(call)):
@@ -212,6 +228,8 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 code = _code_of(exc)
                 await chain._fail(exc, call, context)
             finally:
+                if release is not None:
+                    release()
                 chain._finish(call, code, started)
 
         if handler.unary_unary:

@@ -27,6 +27,7 @@ from services.platform.config import Settings
 from services.platform.db import APP_ROLE, Pool, create_pool, with_user
 from services.platform.identity import ServiceIdentity
 from services.platform.interceptors import RateLimiter, ServerChain
+from services.platform.limits import LimitConfig, TenantLimits
 from services.platform.logs import configure_logging, get_logger
 from services.platform.policy import service_methods
 from services.platform.telemetry import configure_tracing, serve_metrics
@@ -111,6 +112,7 @@ class ServiceServer:
             service_methods(self.spec.descriptor),
             token_verifier(settings),
             self._parts.rate_limiter,
+            TenantLimits(LimitConfig.from_settings(settings), self.spec.name),
         )
         server = grpc.aio.server(
             interceptors=[chain],

@@ -1,0 +1,176 @@
+"""Noisy neighbour: a quiet tenant's GetDocument latency alone, then while another
+tenant floods the same DocumentService with many concurrent callers, under the
+platform's per-tenant limits (default settings, or --rate/--in-flight).
+
+Prints JSON: the quiet tenant's p50/p99 in both runs and their ratio (goal: p99 with
+the flood at most 2x alone), and how many of the flood's calls were served or shed.
+
+    .venv/bin/python -m bench.noisy_tenant [--calls 1000] [--flooders 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench.common import latency_summary
+from protomesh.document.v1 import document_service_pb2 as pb
+from protomesh.document.v1 import document_service_pb2_grpc as pb_grpc
+from services.document.service import SPEC
+from services.platform.config import Settings
+from services.platform.embedded import EmbeddedPostgres
+from services.platform.identity import ensure_dev_key, load_key, mint_token
+from services.platform.logs import configure_logging
+from services.platform.migrations import migrate
+from services.platform.server import ServiceServer
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+async def quiet_latencies(
+    stub: pb_grpc.DocumentServiceStub, auth: Metadata, name: str, calls: int
+) -> list[float]:
+    """Sequential reads at a polite pace (one caller, like an interactive user)."""
+    seconds = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await stub.GetDocument(pb.GetDocumentRequest(name=name), metadata=auth)
+        seconds.append(time.perf_counter() - started)
+        await asyncio.sleep(0.002)
+    return seconds
+
+
+async def flood(
+    target: str, auth: Metadata, name: str, seconds: float, callers: int
+) -> dict[str, int]:
+    counts = {"served": 0, "shed": 0, "other_errors": 0}
+    deadline = time.monotonic() + seconds
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.DocumentServiceStub(channel)
+
+        async def caller() -> None:
+            while time.monotonic() < deadline:
+                try:
+                    await stub.GetDocument(pb.GetDocumentRequest(name=name), metadata=auth)
+                    counts["served"] += 1
+                except grpc.aio.AioRpcError as exc:
+                    shed = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                    counts["shed" if shed else "other_errors"] += 1
+
+        await asyncio.gather(*(caller() for _ in range(callers)))
+    return counts
+
+
+def flood_process(
+    target: str, auth: Metadata, name: str, seconds: float, callers: int, out: Any
+) -> None:
+    """The noisy tenant, in a process of its own (as it would be: another client)."""
+    out.put(asyncio.run(flood(target, auth, name, seconds, callers)))
+
+
+async def run(owner_dsn: str, data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    await migrate(owner_dsn)
+    settings = Settings(data_dir=data_dir, database_url=owner_dsn, db_pool_max=20)
+    if args.rate:
+        settings = Settings(**{**settings.__dict__, "tenant_rate_limits": args.rate})
+    if args.in_flight is not None:
+        settings = Settings(**{**settings.__dict__, "tenant_max_in_flight": args.in_flight})
+    ensure_dev_key(data_dir)
+    key = load_key(data_dir / "dev-signing-key.pem")
+
+    def auth(tenant: str) -> Metadata:
+        token = mint_token(
+            key,
+            tenant=tenant,
+            user="bench",
+            scopes="documents:read documents:write",
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+        return (("authorization", f"Bearer {token}"),)
+
+    quiet, noisy = auth("quiet"), auth("noisy")
+    server = ServiceServer(SPEC, settings, port=0)
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    stub = pb_grpc.DocumentServiceStub(channel)
+    try:
+        mine = await stub.CreateDocument(
+            pb.CreateDocumentRequest(document=pb.Document(title="q", content="quiet data")),
+            metadata=quiet,
+        )
+        theirs = await stub.CreateDocument(
+            pb.CreateDocumentRequest(document=pb.Document(title="n", content="noisy data")),
+            metadata=noisy,
+        )
+        await quiet_latencies(stub, quiet, mine.name, 100)  # warm-up
+        alone = await quiet_latencies(stub, quiet, mine.name, args.calls)
+        phase = sum(alone) + args.calls * 0.002
+        results: Any = multiprocessing.get_context("spawn").Queue()
+        noisy_client = multiprocessing.get_context("spawn").Process(
+            target=flood_process,
+            args=(
+                f"127.0.0.1:{server.port}",
+                noisy,
+                theirs.name,
+                phase * 3 + 3.0,
+                args.flooders,
+                results,
+            ),
+        )
+        noisy_client.start()
+        await asyncio.sleep(2.0)  # the flood is under way
+        crowded = await quiet_latencies(stub, quiet, mine.name, args.calls)
+        counts = await asyncio.to_thread(results.get, True, phase * 10 + 60)
+        noisy_client.join(timeout=10)
+    finally:
+        await channel.close()
+        await server.stop(grace=1.0)
+    before, during = latency_summary(alone), latency_summary(crowded)
+    ratio = round(during["p99_ms"] / before["p99_ms"], 3)
+    return {
+        "benchmark": "noisy_tenant",
+        "limits": {
+            "tenant_rate_limits": settings.tenant_rate_limits,
+            "tenant_max_in_flight": settings.tenant_max_in_flight,
+        },
+        "flooders": args.flooders,
+        "quiet_alone": before,
+        "quiet_with_flood": during,
+        "p99_ratio_with_flood_over_alone": ratio,
+        "p50_ratio_with_flood_over_alone": round(during["p50_ms"] / before["p50_ms"], 3),
+        "flood": counts,
+        "goal": {"p99_ratio_max": 2.0, "met": ratio <= 2.0},
+        "cpus": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--calls", type=int, default=1000, help="quiet calls per phase")
+    parser.add_argument("--flooders", type=int, default=32, help="noisy concurrent callers")
+    parser.add_argument("--rate", default="", help="tenant_rate_limits (default: settings)")
+    parser.add_argument("--in-flight", type=int, default=None, help="tenant_max_in_flight")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pmb") as tmp, open(os.devnull, "w") as sink:
+        configure_logging("bench", "warning", "json", stream=sink)
+        postgres = EmbeddedPostgres(Path(tmp) / "pg")
+        owner_dsn = postgres.start()
+        try:
+            result = asyncio.run(run(owner_dsn, Path(tmp), args))
+        finally:
+            postgres.stop()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
