@@ -1,9 +1,11 @@
-"""The gateway's own RED metrics, in a registry owned by one app instance."""
+"""The gateway's own RED metrics and build info, in a registry owned by one app instance."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from services.platform.metrics import version
 
 UNMATCHED = "unmatched"
 
@@ -26,6 +28,12 @@ class GatewayMetrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
+        Gauge(
+            "protomesh_build_info",
+            "Always 1; the labels say which process runs which version.",
+            ("service", "version"),
+            registry=self.registry,
+        ).labels("gateway", version()).set(1)
 
     def observe(self, route: str, method: str, code: int, seconds: float) -> None:
         self.requests.labels(route, method, str(code)).inc()

@@ -55,34 +55,53 @@ class Status:
         return {**asdict(self), "healthy": self.healthy}
 
 
-async def _scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Samples by metric name from a local `/metrics` endpoint ({} when unreachable)."""
-    if not port:
-        return {}
-    try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
-            response = await client.get(f"http://127.0.0.1:{port}/metrics")
-    except httpx.HTTPError:
-        return {}
-    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(response.text):
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def parse_samples(text: str) -> Samples:
+    """Prometheus text exposition → (labels, value) pairs by sample name."""
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
         for sample in family.samples:
             samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
     return samples
 
 
-def _version(samples: dict[str, list[tuple[dict[str, str], float]]]) -> str:
-    for labels, _ in samples.get("protomesh_build_info", []):
+async def _scrape(url: str) -> Samples | None:
+    """The samples of a `/metrics` endpoint (None when unreachable)."""
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
+            response = await client.get(url)
+    except httpx.HTTPError:
+        return None
+    return parse_samples(response.text) if response.status_code == 200 else None
+
+
+def _metrics_url(settings: Settings, component: str) -> str:
+    return f"http://{settings.host}:{settings.metrics_port_of(component)}/metrics"
+
+
+def build_version(samples: Samples | None) -> str:
+    """The version label of `protomesh_build_info` ("" when absent)."""
+    for labels, _ in (samples or {}).get("protomesh_build_info", []):
         return labels.get("version", "")
     return ""
+
+
+def queue_depth_by_state(samples: Samples) -> dict[str, int]:
+    """`protomesh_task_queue_depth` summed over task types, by state."""
+    depth: dict[str, int] = {}
+    for labels, value in samples.get("protomesh_task_queue_depth", []):
+        depth[labels["state"]] = depth.get(labels["state"], 0) + int(value)
+    return depth
 
 
 async def _component(settings: Settings, name: str) -> Component:
     address = settings.address_of(name)
     healthy, samples = await asyncio.gather(
-        grpc_serving(address), _scrape(settings.metrics_port_of(name))
+        grpc_serving(address), _scrape(_metrics_url(settings, name))
     )
-    return Component(name, address, healthy, _version(samples))
+    return Component(name, address, healthy, build_version(samples))
 
 
 async def _gateway(settings: Settings) -> Component:
@@ -92,10 +111,11 @@ async def _gateway(settings: Settings) -> Component:
             ready = (await client.get(f"{base}/readyz")).status_code == 200
     except httpx.HTTPError:
         ready = False
-    return Component("gateway", base, ready)
+    return Component("gateway", base, ready, build_version(await _scrape(f"{base}/metrics")))
 
 
 async def collect(settings: Settings, token: str) -> Status:
+    """Asks every component; never raises for a component that is down."""
     if not settings.metrics_port_base:  # `protomesh up` serves metrics from 9101 by default
         settings = replace(settings, metrics_port_base=UP_METRICS_PORT_BASE)
     metadata = (("authorization", f"Bearer {token}"),)
@@ -103,11 +123,12 @@ async def collect(settings: Settings, token: str) -> Status:
         *(_component(settings, name) for name in SERVICES), _gateway(settings)
     )
     status = Status(components=list(components))
-    worker = await _scrape(settings.metrics_port_of("task-worker"))
-    for labels, value in worker.get("protomesh_task_queue_depth", []):
-        status.queue_depth[labels["state"]] = status.queue_depth.get(labels["state"], 0) + int(
-            value
-        )
+    worker_metrics = _metrics_url(settings, "task-worker")
+    worker = await _scrape(worker_metrics)
+    if worker is None:
+        status.problems.append(f"task queue depth: no task worker metrics at {worker_metrics}")
+    else:
+        status.queue_depth = queue_depth_by_state(worker)
     try:
         async with grpc.aio.insecure_channel(settings.address_of("search")) as channel:
             index = await search_grpc.SearchServiceStub(channel).GetIndexStatus(

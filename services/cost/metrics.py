@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
+
+from services.cost.tiers import TIER_BUDGET_ID
 
 MODEL_TOKENS = Counter(
     "protomesh_model_tokens_total",
@@ -19,9 +21,19 @@ MODEL_COST = Counter(
 )
 BUDGET_REJECTIONS = Counter(
     "protomesh_budget_rejections_total",
-    "Reservations refused because a hard budget limit had no room, by budget kind.",
-    ["budget"],
+    "Reservations refused because a hard budget limit had no room, by which budget: "
+    "tier (the tenant's tier cap) or budget (one the tenant set).",
+    ["scope"],
 )
+RESERVATIONS_OUTSTANDING = Gauge(
+    "protomesh_reservations_outstanding",
+    "Reservations held and not yet lapsed, across tenants (sampled by the sweeper).",
+)
+
+
+def rejection_scope(budget_id: str) -> str:
+    """The bounded `scope` label of a refused reservation's budget."""
+    return "tier" if budget_id == TIER_BUDGET_ID else "budget"
 
 
 def metered(usage: Mapping[str, Any]) -> None:

@@ -492,9 +492,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
             row = outcome.row
             remaining = max(0, row["limit_micros"] - row["used_micros"])
             subject = f"budgets/{row['budget_id']}"
-            metrics.BUDGET_REJECTIONS.labels(
-                "tier" if row["budget_id"] == TIER_BUDGET_ID else "budget"
-            ).inc()
+            metrics.BUDGET_REJECTIONS.labels(metrics.rejection_scope(row["budget_id"])).inc()
             raise ResourceExhausted(
                 f"{subject} has {remaining} micros left of its {row['limit_micros']} hard limit; "
                 f"{amount} requested",

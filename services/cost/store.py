@@ -259,6 +259,12 @@ class CostStore:
             count: int = await conn.fetchval(Q["expire_reservations"], now, limit)
             return count
 
+    async def outstanding_reservations(self, now: datetime) -> int:
+        """Reservations held and not yet lapsed, across tenants."""
+        async with settings_transaction(self.pool, cost_sweeper="on") as conn:
+            count: int = await conn.fetchval(Q["outstanding_reservations"], now)
+            return count
+
     async def get_reservation(self, tenant: str, reservation_id: str) -> Row | None:
         async with tenant_transaction(self.pool, tenant) as conn:
             row: Row | None = await conn.fetchrow(Q["reservation_by_id"], reservation_id)

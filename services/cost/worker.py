@@ -10,12 +10,15 @@ readers and frees holds on budgets nobody is reserving against.
 from __future__ import annotations
 
 import asyncio
+import time
 
+from services.cost import metrics
 from services.cost.periods import Clock
 from services.cost.store import CostStore
 from services.platform.logs import get_logger
 
 log = get_logger("protomesh.cost.sweeper")
+GAUGE_INTERVAL_SECONDS = 5.0  # how often the outstanding-reservations gauge is refreshed
 
 
 class Sweeper:
@@ -41,8 +44,13 @@ class Sweeper:
                 return total
 
     async def run(self) -> None:
+        sampled = float("-inf")
         while True:
             expired = await self.sweep_once()
             if expired:
                 log.info("expired reservations", count=expired)
+            if time.monotonic() - sampled >= GAUGE_INTERVAL_SECONDS:
+                outstanding = await self.store.outstanding_reservations(self.clock())
+                metrics.RESERVATIONS_OUTSTANDING.set(outstanding)
+                sampled = time.monotonic()
             await asyncio.sleep(self.interval_seconds)

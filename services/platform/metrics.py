@@ -1,4 +1,8 @@
-"""Prometheus RED metrics per RPC, shared by every service process."""
+"""Platform-wide Prometheus metrics: RED per RPC, build info, rate-limit rejections.
+
+Each service's domain metrics live in its own `metrics.py`; every name starts with
+`protomesh_`, carries its base unit and ends in `_total` when it is a counter.
+Labels stay bounded: never a tenant, user, document or task id."""
 
 from __future__ import annotations
 
@@ -18,13 +22,14 @@ RPC_DURATION = Histogram(
 
 BUILD_INFO = Gauge(
     "protomesh_build_info",
-    "Always 1; the labels say which component and version this process runs.",
-    ["component", "version"],
+    "Always 1; the labels say which process (service, task-worker, gateway) runs which version.",
+    ["service", "version"],
 )
 RATE_LIMIT_REJECTIONS = Counter(
     "protomesh_rate_limit_rejections_total",
-    "Calls shed with RESOURCE_EXHAUSTED by the per-tenant limits, by service and limit.",
-    ["service", "limit"],
+    "Calls shed with RESOURCE_EXHAUSTED by the per-tenant limits, by service and limit "
+    "(a rate-limit class such as read or search, or in_flight for the concurrency cap).",
+    ["service", "class"],
 )
 
 

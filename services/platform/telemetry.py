@@ -10,6 +10,8 @@ continues in the worker.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import start_http_server
@@ -67,6 +69,32 @@ def configure_tracing(service: str, settings: Settings, exporter: Any = None) ->
     return True
 
 
+def is_configured() -> bool:
+    return _configured
+
+
+@contextlib.contextmanager
+def span(
+    name: str, attributes: Mapping[str, Any] | None = None, traceparent: str = ""
+) -> Iterator[None]:
+    """A span around a block — a no-op when tracing is off. `traceparent` (W3C) makes
+    it a child of a remote span, e.g. the CreateTask call a queued task came from."""
+    if not _configured:
+        yield
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = (
+        TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+        if traceparent
+        else None
+    )
+    tracer = trace.get_tracer("protomesh")
+    with tracer.start_as_current_span(name, context=parent, attributes=dict(attributes or {})):
+        yield
+
+
 def current_traceparent() -> str:
     """The W3C traceparent of the active span ('' when tracing is off or no span)."""
     if not _configured:
@@ -79,9 +107,10 @@ def current_traceparent() -> str:
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
 
 
-def serve_metrics(settings: Settings, component: str) -> int:
-    """Starts the Prometheus endpoint of this process; returns its port (0 if disabled)."""
-    port = settings.metrics_port_of(component)
+def serve_metrics(settings: Settings, component: str, port: int | None = None) -> int:
+    """Starts the Prometheus endpoint of this process on `port` (default: the
+    component's port from the settings); returns it (0 if disabled)."""
+    port = settings.metrics_port_of(component) if port is None else port
     if port:
         start_http_server(port, addr=settings.host)
         BUILD_INFO.labels(component, version()).set(1)

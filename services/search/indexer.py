@@ -73,6 +73,7 @@ class Indexer:
         self.embeddings_due = asyncio.Event()
         self.connected = asyncio.Event()
         self.applied_sequence = 0  # for the lag gauge; the checkpoint is the truth
+        self.head_sequence = 0
         self._rng = random.Random()
 
     # -- the change feed -------------------------------------------------------
@@ -108,11 +109,13 @@ class Indexer:
         if message.HasField("heartbeat"):
             head = message.heartbeat.head_sequence
             await self.store.record_head(head)
-            metrics.INDEXER_LAG.set(max(0, head - self.applied_sequence))
+            self.head_sequence = head
         elif message.HasField("change"):
             if await self.apply(message.change):
                 self.embeddings_due.set()
             self.applied_sequence = max(self.applied_sequence, message.change.sequence)
+            self.head_sequence = max(self.head_sequence, message.change.sequence)
+        metrics.INDEXER_LAG.set(max(0, self.head_sequence - self.applied_sequence))
 
     async def apply(self, change: doc_pb.DocumentChange) -> bool:
         """Applies one change with the checkpoint; False if it was already applied."""
@@ -174,4 +177,5 @@ class Indexer:
             log.warning("embedding failed; chunks stay keyword-only for now", error=str(exc))
             return -1
         await self.store.store_embeddings(due, vectors, self.embedder.model_id)
+        metrics.CHUNKS_EMBEDDED.labels(self.embedder.model_id).inc(len(due))
         return len(due)

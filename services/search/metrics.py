@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 QUERIES = Counter(
     "protomesh_search_queries_total",
-    "Searches answered, by the mode asked for and the mode that ran.",
+    "Searches answered, by the mode asked for and the mode that ran (keyword when degraded).",
     ["mode", "ran"],
 )
 DEGRADED = Counter(
@@ -23,6 +23,11 @@ EMBEDDING_BATCH = Histogram(
     "Time to embed one batch of texts, by model and outcome.",
     ["model", "outcome"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CHUNKS_EMBEDDED = Counter(
+    "protomesh_search_chunks_embedded_total",
+    "Chunks the indexer stored vectors for, by embedding model.",
+    ["model"],
 )
 TEXTS_EMBEDDED = Counter(
     "protomesh_embedding_texts_total",

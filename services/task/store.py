@@ -233,7 +233,7 @@ class TaskStore:
     async def queue_depth(self) -> list[tuple[int, str, int]]:
         """(state, type, count) of every unfinished task, across tenants."""
         async with self.worker() as conn:
-            rows = await conn.fetch(q("queue_depth"), sorted(states.TERMINAL))
+            rows = await conn.fetch(q("queue_depth"))
         return [(int(r["state"]), str(r["type"]), int(r["tasks"])) for r in rows]
 
     async def heartbeat(self, lease: Lease, lease_seconds: float) -> tuple[bool, str]:

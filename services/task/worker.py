@@ -250,7 +250,7 @@ class Worker:
             except (asyncpg.PostgresError, OSError) as exc:
                 log.warning("queue depth not sampled", error=str(exc))
             else:
-                current = {(states.state_name(s).lower(), t): n for s, t, n in depth}
+                current = metrics.queue_depth_samples(depth, self.registry.types())
                 for labels in seen - current.keys():
                     metrics.QUEUE_DEPTH.labels(*labels).set(0)
                 for labels, count in current.items():
@@ -571,11 +571,18 @@ def build_worker(
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m services.task.worker")
     parser.add_argument("--count", type=int, default=4, help="tasks run concurrently")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Prometheus port of this process (default: PROTOMESH_METRICS_PORT_BASE + 4; "
+        "0 for none); give each worker process on one host its own",
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env(environ)
     configure_logging("task-worker", settings.log_level, settings.log_format)
     try:
-        serve_metrics(settings, "task-worker")
+        serve_metrics(settings, "task-worker", args.metrics_port)
     except OSError as exc:  # another worker process on this host has the port
         log.warning("metrics port taken; this worker serves no metrics", error=str(exc))
     asyncio.run(serve(settings, WorkerConfig.from_env(args.count)))

@@ -173,3 +173,8 @@ SELECT * FROM cost.record_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $1
 
 -- name: expire_reservations
 SELECT cost.expire_reservations($1, $2);
+
+-- name: outstanding_reservations
+-- (sweeper, for a gauge) Live holds across tenants; a range scan of the partial
+-- index reservations_active_by_expiry.
+SELECT count(*) FROM cost.reservations WHERE state = 1 AND expire_time > $1;
