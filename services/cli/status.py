@@ -77,8 +77,14 @@ async def _scrape(url: str) -> Samples | None:
     return parse_samples(response.text) if response.status_code == 200 else None
 
 
+def _reachable_host(settings: Settings) -> str:
+    """The host to dial: a bind-all address is reached on the loopback one."""
+    return "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host  # noqa: S104
+
+
 def _metrics_url(settings: Settings, component: str) -> str:
-    return f"http://{settings.host}:{settings.metrics_port_of(component)}/metrics"
+    port = settings.metrics_port_of(component)
+    return f"http://{_reachable_host(settings)}:{port}/metrics"
 
 
 def build_version(samples: Samples | None) -> str:
@@ -105,7 +111,7 @@ async def _component(settings: Settings, name: str) -> Component:
 
 
 async def _gateway(settings: Settings) -> Component:
-    base = f"http://{settings.host}:{settings.gateway_port}"
+    base = f"http://{_reachable_host(settings)}:{settings.gateway_port}"
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
             ready = (await client.get(f"{base}/readyz")).status_code == 200
