@@ -3,6 +3,7 @@ turning `ts_headline` output into a plain snippet with highlight ranges."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -79,6 +80,9 @@ def single_leg(hits: Sequence[LegHit[K]], leg: str) -> list[Fused[K]]:
     ]
 
 
+_MARKERS = re.compile(f"({re.escape(START_SEL)}|{re.escape(STOP_SEL)})")
+
+
 def strip_markers(text: str) -> str:
     return text.replace(START_SEL, "").replace(STOP_SEL, "")
 
@@ -90,16 +94,16 @@ def parse_headline(headline: str) -> tuple[str, list[tuple[int, int]]]:
     ranges: list[tuple[int, int]] = []
     start: int | None = None
     length = 0
-    for char in headline:
-        if char == START_SEL:
+    for piece in _MARKERS.split(headline):
+        if piece == START_SEL:
             start = length
-        elif char == STOP_SEL:
+        elif piece == STOP_SEL:
             if start is not None and length > start:
                 ranges.append((start, length))
             start = None
-        else:
-            plain.append(char)
-            length += 1
+        elif piece:
+            plain.append(piece)
+            length += len(piece)
     if start is not None and length > start:
         ranges.append((start, length))
     return "".join(plain), _merge(ranges)

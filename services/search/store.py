@@ -132,10 +132,12 @@ class SearchStore:
         )
         rows = await conn.fetch(Q["vector_candidates"], literal, limit, *params)
         if len(rows) < limit and tuning.exact_fallback:
-            # The index scan gave up early (scan budget) or the filter is very
-            # selective: an exact scan of the (few) qualifying rows is both
-            # correct and cheap here.
-            rows = await conn.fetch(Q["vector_exact"], literal, limit, *params)
+            # Short: either every qualifying chunk was found (a small tenant or a
+            # narrow filter: done) or the index scan gave up early (scan budget),
+            # and only then an exact scan of the qualifying rows is worth its cost.
+            qualifying = await conn.fetchval(Q["vector_qualifying"], literal, limit, *params)
+            if qualifying > len(rows):
+                rows = await conn.fetch(Q["vector_exact"], literal, limit, *params)
         return [LegHit(r["id"], float(r["score"])) for r in rows]
 
     async def page_rows(self, tenant: str, ids: Sequence[int], query: str) -> dict[int, Any]:

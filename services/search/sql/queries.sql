@@ -48,6 +48,25 @@ FROM (
 ) ann
 ORDER BY distance, id;
 
+-- name: vector_qualifying
+-- How many chunks could answer the vector leg, counted up to $2: tells a short
+-- index scan that found everything from one that gave up early. ($1, the query
+-- vector, is only checked for presence: it keeps the other vector queries'
+-- parameter numbering.)
+SELECT count(*) AS n
+FROM (
+  SELECT 1
+  FROM search.chunks c
+  WHERE c.tenant_id = current_setting('app.tenant_id', true)
+    AND c.embedding IS NOT NULL
+    AND ($3::jsonb IS NULL OR c.labels @> $3::jsonb)
+    AND ($4::text[] IS NULL OR c.document_name = ANY($4::text[]))
+    AND ($5::timestamptz IS NULL OR c.update_time >= $5::timestamptz)
+    AND ($6::timestamptz IS NULL OR c.update_time < $6::timestamptz)
+  LIMIT $2
+) qualifying
+WHERE $1::text IS NOT NULL;
+
 -- name: vector_exact
 -- The vector leg without the index (`+ 0` keeps the planner off HNSW): used
 -- when the index scan came back short although more rows qualify.
