@@ -1,14 +1,15 @@
 """Persistence of SearchService: the named queries in `sql/queries.sql`.
 
 Search reads run in tenant transactions (row-level security); the indexer's
-writes run with `app.indexer = on` (its own policy), each applied change
+writes run as the `protomesh_search_indexer` role (its own policy), each applied change
 together with the checkpoint in one transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from services.platform.db import Connection, Pool, settings_transaction, tenant_transaction
+from services.platform.db import Connection, Pool, tenant_transaction
 from services.search.ranking import START_SEL, STOP_SEL, LegHit
 
 QUERIES_FILE = Path(__file__).resolve().parent / "sql" / "queries.sql"
@@ -38,6 +39,8 @@ def load_queries(path: Path = QUERIES_FILE) -> dict[str, str]:
 
 
 Q = load_queries()
+# The role whose RLS policy admits every tenant's chunks (migration 0002).
+INDEXER_ROLE = "protomesh_search_indexer"
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -161,10 +164,14 @@ class SearchStore:
         assert row is not None
         return Checkpoint(row["applied_sequence"], row["head_sequence"], row["last_applied_time"])
 
-    # -- indexer (app.indexer = on) ----------------------------------------------
+    # -- indexer (as INDEXER_ROLE) -------------------------------------------------
 
-    def indexer_transaction(self) -> Any:
-        return settings_transaction(self.pool, indexer="on")
+    @contextlib.asynccontextmanager
+    async def indexer_transaction(self) -> AsyncIterator[Connection]:
+        """A cross-tenant transaction as the indexer role (its own RLS policy)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"SET LOCAL ROLE {INDEXER_ROLE}")
+            yield conn
 
     @staticmethod
     async def lock_checkpoint(conn: Connection) -> int:

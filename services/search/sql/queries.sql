@@ -1,7 +1,7 @@
 -- Named queries of SearchService, called by name from store.py.
 -- Search queries run in tenant transactions (row-level security admits the
 -- caller's rows; the tenant condition is repeated so the planner can use it);
--- indexer queries run with `app.indexer = on`.
+-- indexer queries run as the protomesh_search_indexer role (its own RLS policy).
 --
 -- Filter parameters of the search legs, NULL when absent: $3 labels (jsonb the
 -- chunk's labels must contain), $4 document names, $5/$6 update-time range
