@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.cli.launcher import System, start_system
+from services.cli.launcher import System, free_ports, start_system
 from services.platform.config import Settings
 from services.platform.identity import KEY_FILE, load_key, mint_token
 
@@ -47,19 +46,6 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
         "p99_ms": ms(percentile(seconds, 0.99)),
         "max_ms": ms(max(seconds)),
     }
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclass

@@ -223,13 +223,19 @@ class McpTools:
         self, rpc: RpcTool, arguments: Mapping[str, Any], token: str
     ) -> dict[str, Any]:
         request = _parse(dict(arguments), rpc.request_class)
-        call = self.backends.channel(rpc.service).unary_unary(
-            rpc.path,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=rpc.response_class.FromString,
-        )
-        response = await _grpc(call(request, metadata=_auth(token), timeout=CALL_TIMEOUT_SECONDS))
+        response = await self._unary(rpc.service, rpc.path, request, rpc.response_class, token)
         return _json(response)
+
+    async def _unary(
+        self, service: str, path: str, request: Message, response: type[Message], token: str
+    ) -> Any:
+        """One unary call with the caller's token; failures become ToolErrors."""
+        call = self.backends.channel(service).unary_unary(
+            path,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response.FromString,
+        )
+        return await _grpc(call(request, metadata=_auth(token), timeout=CALL_TIMEOUT_SECONDS))
 
     async def _ask(
         self, arguments: Mapping[str, Any], token: str, progress: Progress | None
@@ -240,17 +246,12 @@ class McpTools:
         if labels:
             task.input.update({"filters": {"labels": labels}})
         channel = self.backends.channel(TASK_SERVICE)
-        create = channel.unary_unary(
+        created: task_pb.Task = await self._unary(
+            TASK_SERVICE,
             f"/{TASK_SERVICE}/CreateTask",
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=task_pb.Task.FromString,
-        )
-        created: task_pb.Task = await _grpc(
-            create(
-                task_pb.CreateTaskRequest(task=task),
-                metadata=_auth(token),
-                timeout=CALL_TIMEOUT_SECONDS,
-            )
+            task_pb.CreateTaskRequest(task=task),
+            task_pb.Task,
+            token,
         )
         try:
             await asyncio.wait_for(self._follow(channel, created.name, token, progress), timeout)
@@ -259,17 +260,12 @@ class McpTools:
                 f"{created.name} did not finish within {timeout:g}s; it keeps running — "
                 "call get_task with its name for the result"
             ) from None
-        get = channel.unary_unary(
+        done: task_pb.Task = await self._unary(
+            TASK_SERVICE,
             f"/{TASK_SERVICE}/GetTask",
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=task_pb.Task.FromString,
-        )
-        done: task_pb.Task = await _grpc(
-            get(
-                task_pb.GetTaskRequest(name=created.name),
-                metadata=_auth(token),
-                timeout=CALL_TIMEOUT_SECONDS,
-            )
+            task_pb.GetTaskRequest(name=created.name),
+            task_pb.Task,
+            token,
         )
         state = task_pb.TaskState.Name(done.status.state).removeprefix("TASK_STATE_")
         if done.status.state != task_pb.TASK_STATE_COMPLETED:

@@ -5,7 +5,6 @@ processes — started once per session on free 127.0.0.1 ports."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.cli.launcher import System, start_system
+from services.cli.launcher import System, free_ports, start_system
 from services.platform.config import Settings
 from services.platform.identity import KEY_FILE, load_key, mint_token
 from tests.conftest import ALL_SCOPES
@@ -25,19 +24,6 @@ PORT_VARIABLES = (
     "PROTOMESH_COST_PORT",
     "PROTOMESH_GATEWAY_PORT",
 )
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclass
@@ -71,7 +57,7 @@ class Cluster:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     data_dir = Path(tmp_path_factory.mktemp("e2e"))
-    ports = _free_ports(len(PORT_VARIABLES) + 5)
+    ports = free_ports(len(PORT_VARIABLES) + 5)
     environ = {name: str(port) for name, port in zip(PORT_VARIABLES, ports, strict=False)}
     environ["PROTOMESH_METRICS_PORT_BASE"] = str(ports[-5])
     environ["PROTOMESH_DATA_DIR"] = str(data_dir)

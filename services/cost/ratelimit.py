@@ -14,20 +14,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 
 from services.cost.tiers import DEFAULT_TIERS, Tier
 from services.platform.errors import QuotaViolation, ResourceExhausted
+from services.platform.limits import Bucket
 from services.platform.logs import get_logger
 
 log = get_logger("protomesh.cost.ratelimit")
 Monotonic = Callable[[], float]
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
 
 
 class TierRateLimiter:
@@ -45,7 +39,7 @@ class TierRateLimiter:
         self.ttl_seconds = ttl_seconds
         self._clock = clock
         self._tenant_tiers: dict[str, str] = {}
-        self._buckets: dict[tuple[str, int], _Bucket] = {}
+        self._buckets: dict[tuple[str, int], Bucket] = {}
 
     def set_tier(self, tenant_id: str, tier: str) -> None:
         self._tenant_tiers[tenant_id] = tier
@@ -63,13 +57,10 @@ class TierRateLimiter:
         key = (tenant_id, rate_limit_class)
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket(capacity, now)
-        bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+            bucket = self._buckets[key] = Bucket(capacity, now)
+        wait = bucket.take(rate, capacity, now)
+        if not wait:
             return
-        wait = (1.0 - bucket.tokens) / rate
         raise ResourceExhausted(
             f"rate limit of tier {tier.name!r} exceeded ({tier.requests_per_minute} requests "
             "per minute)",

@@ -74,9 +74,21 @@ class LimitConfig:
 
 
 @dataclass
-class _Bucket:
+class Bucket:
+    """A token bucket's state: tokens left and when they were counted."""
+
     tokens: float
     updated: float
+
+    def take(self, rate: float, capacity: float, now: float) -> float:
+        """Refills at `rate` per second up to `capacity`, then takes one token:
+        0.0 when taken, else the seconds until one is available."""
+        self.tokens = min(capacity, self.tokens + (now - self.updated) * rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / rate
 
 
 class TenantLimits:
@@ -86,7 +98,7 @@ class TenantLimits:
         self.config = config
         self.service = service
         self._clock = clock
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._buckets: dict[tuple[str, str], Bucket] = {}
         self._in_flight: dict[str, int] = {}
         self._checks = 0
 
@@ -109,13 +121,10 @@ class TenantLimits:
         key = (tenant_id, name)
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = _Bucket(capacity, now)
-        bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+            bucket = self._buckets[key] = Bucket(capacity, now)
+        wait = bucket.take(rate, capacity, now)
+        if not wait:
             return
-        wait = (1.0 - bucket.tokens) / rate
         RATE_LIMIT_REJECTIONS.labels(self.service, name).inc()
         raise ResourceExhausted(
             f"tenant {tenant_id!r} exceeded its {name} rate of {per_minute} calls per minute "
