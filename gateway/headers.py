@@ -1,7 +1,8 @@
 """HTTP request headers → gRPC metadata and deadline.
 
-Forwarded: `Authorization`, `traceparent`, `tracestate`, `X-Request-Id` (one is
-generated when absent and echoed on the response) and every `Grpc-Metadata-<key>`
+Forwarded: `Authorization`, `traceparent`, `tracestate` (when printable ASCII, as
+gRPC metadata must be; otherwise dropped), `X-Request-Id` (one is generated when
+absent or unusable, and echoed on the response) and every `Grpc-Metadata-<key>`
 header as `<key>` (binary `-bin` keys are base64 on the wire). `Grpc-Timeout`
 (gRPC's own format, e.g. `500m`) or `X-Timeout` (seconds, `2.5` or `2.5s`) set the
 deadline, never longer than the method's default deadline.
@@ -32,7 +33,7 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 def request_id_of(headers: Mapping[str, str]) -> str:
     """The caller's request id (when printable and short) or a new one."""
     given = headers.get(REQUEST_ID, "")
-    if given and len(given) <= _MAX_REQUEST_ID and given.isprintable():
+    if given and len(given) <= _MAX_REQUEST_ID and given.isascii() and given.isprintable():
         return given
     return uuid.uuid4().hex
 
@@ -42,7 +43,10 @@ def metadata_from(headers: Mapping[str, str], request_id: str) -> Metadata:
     out: list[tuple[str, str | bytes]] = [(REQUEST_ID, request_id)]
     for name in FORWARDED:
         value = headers.get(name)
-        if value:
+        # gRPC metadata values are printable ASCII. A malformed trace header is
+        # ignored (as W3C trace context says); a malformed Authorization is as
+        # good as none, so the service answers UNAUTHENTICATED.
+        if value and value.isascii() and value.isprintable():
             out.append((name, value))
     for name, value in headers.items():
         if not name.startswith(METADATA_PREFIX):

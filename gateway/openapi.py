@@ -10,6 +10,7 @@ errors share one AIP-193 schema; every operation uses bearer JWT auth.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,9 +81,10 @@ def build_openapi(
     builder = SchemaBuilder(comments)
     paths: dict[str, dict[str, Any]] = {}
     services: dict[str, str] = {}
+    shapes: dict[str, str] = {}
     for route in routes:
         services[route.method.service] = comments.get(route.method.service)
-        path, parameters = _path_of(route, builder)
+        path, parameters = _unified(*_path_of(route, builder), shapes)
         operation = _operation(route, comments, builder, parameters)
         paths.setdefault(path, {})[route.http_method.lower()] = operation
     components: dict[str, Any] = {
@@ -176,6 +178,29 @@ def _path_of(route: Route, builder: SchemaBuilder) -> tuple[str, list[dict[str, 
         )
     path = "/" + "/".join(parts) + (":" + template.verb if template.verb else "")
     return path, parameters
+
+
+_PARAMETER = re.compile(r"\{([^}]*)\}")
+
+
+def _unified(
+    path: str, parameters: list[dict[str, Any]], shapes: dict[str, str]
+) -> tuple[str, list[dict[str, Any]]]:
+    """OpenAPI treats `/v1/budgets/{name}` and `/v1/budgets/{budget.name}` as the same
+    path (and a document with both as invalid): a route whose path differs from an
+    earlier one only in parameter names is filed under the earlier path, its path
+    parameters renamed by position. The URLs are the same, so clients are unaffected;
+    the descriptions still name the field each segment sets."""
+    shape = _PARAMETER.sub("{}", path)
+    known = shapes.setdefault(shape, path)
+    if known == path:
+        return path, parameters
+    renames = dict(zip(_PARAMETER.findall(path), _PARAMETER.findall(known), strict=True))
+    renamed = [
+        {**p, "name": renames.get(p["name"], p["name"])} if p.get("in") == "path" else p
+        for p in parameters
+    ]
+    return known, renamed
 
 
 def _leaf(desc: Descriptor, dotted: str) -> FieldDescriptor:

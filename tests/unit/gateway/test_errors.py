@@ -180,3 +180,28 @@ def test_timeout_header_is_capped_by_method_default(
 def test_malformed_timeout_header_is_rejected(headers: dict[str, str]) -> None:
     with pytest.raises(BindError):
         timeout_from(headers, 5.0)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"traceparent": "00-abc\t-def"},
+        {"tracestate": "vendor=\u00e9"},
+        {"authorization": "Bearer \x00token"},
+    ],
+)
+def test_unusable_forwarded_headers_are_dropped_not_sent(header: dict[str, str]) -> None:
+    """gRPC metadata values must be printable ASCII; sending one that is not fails the
+    call inside the client (a 500). Trace headers are then ignored, and a broken
+    Authorization counts as none (the service answers UNAUTHENTICATED)."""
+    metadata = dict(metadata_from(header, "rid"))
+
+    assert set(metadata) == {"x-request-id"}
+
+
+@pytest.mark.parametrize("given", ["caf\u00e9", "a\tb", "x" * 129])
+def test_unusable_request_ids_are_replaced(given: str) -> None:
+    replaced = request_id_of({"x-request-id": given})
+
+    assert replaced != given
+    assert replaced.isascii()

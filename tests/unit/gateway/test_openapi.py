@@ -3,6 +3,7 @@ protos and for the real protomesh contracts; schemas match real JSON output."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jsonschema
@@ -44,7 +45,13 @@ def test_openapi_for_protomesh_contracts_validates() -> None:
 
 def test_paths_parameters_and_media_types(spec: dict[str, Any]) -> None:
     paths = spec["paths"]
-    assert set(paths["/v1/things/{name}"]) == {"get", "delete"}
+    # PATCH /v1/{thing.name=things/*} is the same URL shape: one path, params by position.
+    assert set(paths["/v1/things/{name}"]) == {"get", "delete", "patch"}
+    patch_params = [p for p in paths["/v1/things/{name}"]["patch"]["parameters"] if "in" in p]
+    assert [p["name"] for p in patch_params if p["in"] == "path"] == ["name"]
+    assert "thing.name" in patch_params[0]["description"]
+    shapes = [re.sub(r"\{[^}]*\}", "{}", path) for path in paths]
+    assert len(shapes) == len(set(shapes)), "OpenAPI forbids paths that differ only in names"
     assert "/v1/shelves/{name}/things/{name_2}" in paths
     assert "/v1/echo/{id}/deep/{rest}" in paths
     assert "/v1/things/{name}:archive" in paths
