@@ -55,6 +55,7 @@ def test_the_gateway_survives_schema_driven_fuzzing(cluster: Cluster, tmp_path: 
             "--warnings",
             "off",
         ],
+        cwd=tmp_path,  # its report and cache directory go there
         capture_output=True,
         text=True,
         timeout=180,
