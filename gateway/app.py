@@ -35,6 +35,7 @@ from gateway.openapi import build_openapi
 from gateway.routing import Router, build_routes
 from gateway.streaming import NDJSON, StreamOptions
 from gateway.transcoder import Transcoder
+from services.platform import telemetry
 
 ALLOWED_HEADERS = (
     "authorization",
@@ -133,6 +134,12 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
         lifespan=lifespan,
     )
     app.router.default = transcoder
+    if telemetry.is_configured():
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        # A server span per request, continuing the caller's traceparent; the
+        # per-message receive/send spans would add only volume.
+        app.add_middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])
     app.state.routes = routes
     app.state.backends = channels
     app.state.metrics = metrics
@@ -143,4 +150,6 @@ def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory gateway.app:app_from_env` (one per worker)."""
     from services.platform.config import Settings
 
-    return create_app(GatewayConfig.from_settings(Settings.from_env()))
+    settings = Settings.from_env()
+    telemetry.configure_tracing("gateway", settings)
+    return create_app(GatewayConfig.from_settings(settings))

@@ -1,18 +1,18 @@
 """Tracing and metrics endpoints.
 
 OpenTelemetry is off by default and then nothing is installed: no interceptors,
-no wrappers, zero cost. With `PROTOMESH_OTEL_EXPORTER=console|otlp` every process
-instruments its gRPC server and clients, asyncpg and (in the gateway) ASGI, so
-one trace runs from the HTTP request through every service hop and query. The
-task queue carries the W3C `traceparent` inside each task so the trace
-continues in the worker.
+no wrappers, no SDK imported, zero cost. With `PROTOMESH_OTEL_EXPORTER=console|otlp`
+every process instruments its gRPC server and clients, asyncpg and (in the
+gateway) ASGI, so one trace runs from the HTTP request through every service hop
+and query. The task queue carries the W3C `traceparent`/`tracestate` inside each
+task so the trace continues in the worker (`span(..., traceparent=...)`).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import start_http_server
 
@@ -24,6 +24,25 @@ log = get_logger("protomesh.telemetry")
 _configured = False
 
 
+class SpanLike(Protocol):
+    """What code may do with the span `span()` yields (a no-op when tracing is off)."""
+
+    def set_attribute(self, key: str, value: Any) -> None: ...
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None: ...
+
+
+class _NoSpan:
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        pass
+
+
+NO_SPAN: SpanLike = _NoSpan()
+
+
 def tracing_enabled(settings: Settings) -> bool:
     return settings.otel_exporter.lower() not in ("", "off", "none")
 
@@ -31,7 +50,8 @@ def tracing_enabled(settings: Settings) -> bool:
 def configure_tracing(service: str, settings: Settings, exporter: Any = None) -> bool:
     """Installs the tracer provider and instrumentations once per process; returns
     whether tracing is on. `exporter` overrides the configured one (tests pass an
-    in-memory exporter)."""
+    in-memory exporter, exported synchronously). Call it before creating gRPC
+    servers and channels: the instrumentation wraps their factories."""
     global _configured
     if _configured:
         return True
@@ -73,38 +93,63 @@ def is_configured() -> bool:
     return _configured
 
 
+def asgi_middleware() -> list[Any]:
+    """The gateway's tracing middleware (outermost): a server span per HTTP request,
+    continuing the caller's `traceparent`; none when tracing is off."""
+    if not _configured:
+        return []
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    from starlette.middleware import Middleware
+
+    # The per-message receive/send spans of a request add nothing but volume.
+    return [Middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])]
+
+
 @contextlib.contextmanager
 def span(
-    name: str, attributes: Mapping[str, Any] | None = None, traceparent: str = ""
-) -> Iterator[None]:
+    name: str,
+    attributes: Mapping[str, Any] | None = None,
+    traceparent: str = "",
+    tracestate: str = "",
+) -> Iterator[SpanLike]:
     """A span around a block — a no-op when tracing is off. `traceparent` (W3C) makes
-    it a child of a remote span, e.g. the CreateTask call a queued task came from."""
+    it a child of a remote span, e.g. the CreateTask call a queued task came from;
+    without it the span is a child of the current one."""
     if not _configured:
-        yield
+        yield NO_SPAN
         return
     from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     parent = (
-        TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+        TraceContextTextMapPropagator().extract(
+            {"traceparent": traceparent, "tracestate": tracestate}
+        )
         if traceparent
         else None
     )
     tracer = trace.get_tracer("protomesh")
-    with tracer.start_as_current_span(name, context=parent, attributes=dict(attributes or {})):
-        yield
+    with tracer.start_as_current_span(
+        name, context=parent, attributes=dict(attributes or {})
+    ) as current:
+        yield current
+
+
+def current_trace_context() -> tuple[str, str]:
+    """The W3C `traceparent` and `tracestate` of the active span (('', '') when
+    tracing is off or no span is active): what a task stores to continue the trace."""
+    if not _configured:
+        return "", ""
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent", ""), carrier.get("tracestate", "")
 
 
 def current_traceparent() -> str:
     """The W3C traceparent of the active span ('' when tracing is off or no span)."""
-    if not _configured:
-        return ""
-    from opentelemetry import trace
-
-    context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
-        return ""
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    return current_trace_context()[0]
 
 
 def serve_metrics(settings: Settings, component: str, port: int | None = None) -> int:

@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
+from services.platform import telemetry
 from services.search import metrics
 from services.search.breaker import CircuitBreaker, CircuitOpenError
 
@@ -342,7 +343,15 @@ class GuardedEmbedder:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                vectors = await self.inner.embed(texts)
+                with telemetry.span(
+                    f"embeddings {self.model_id}",
+                    {
+                        "gen_ai.operation.name": "embeddings",
+                        "gen_ai.request.model": self.model_id,
+                        "protomesh.embedding.texts": len(texts),
+                    },
+                ):
+                    vectors = await self.inner.embed(texts)
         except (EmbeddingError, CircuitOpenError, TimeoutError, OSError, RuntimeError) as exc:
             self.breaker.record_failure(f"{type(exc).__name__}: {exc}")
             metrics.EMBEDDING_BATCH.labels(self.model_id, "error").observe(

@@ -14,6 +14,7 @@ from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
 from protomesh.document.v1 import document_service_pb2_grpc as document_grpc
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from protomesh.task.v1 import task_service_pb2 as pb
+from services.platform import telemetry
 from services.task.convert import to_json
 from services.task.generation import Generation, Generator, Prompt, count_tokens
 from services.task.metering import BudgetExhausted, Meter
@@ -155,9 +156,24 @@ class TaskContext:
                     f"task cost limit {limit} micros reached "
                     f"(spent {self.cost_spent_micros}, next call needs {hold.amount_micros})"
                 )
-            generation = await self.call(
-                self.generator.generate(prompt, self.output, max_output_tokens)
-            )
+            with telemetry.span(
+                f"chat {model}",
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.request.model": model,
+                    "gen_ai.request.max_tokens": max_output_tokens,
+                },
+            ) as span:
+                generation = await self.call(
+                    self.generator.generate(prompt, self.output, max_output_tokens)
+                )
+                span.set_attributes(
+                    {
+                        "gen_ai.response.model": generation.model,
+                        "gen_ai.usage.input_tokens": generation.usage.input_tokens,
+                        "gen_ai.usage.output_tokens": generation.usage.output_tokens,
+                    }
+                )
             # Fence before spending: a worker that lost the lease must not commit.
             await self.store.heartbeat(self.lease, self.lease_seconds)
             usage = generation.usage

@@ -22,6 +22,7 @@ from services.platform.context import current_call, principal
 from services.platform.errors import AlreadyExists, FailedPrecondition, NotFound
 from services.platform.filtering import FilterField, compile_filter
 from services.platform.pagination import PageTokens, clamp_page_size
+from services.platform.telemetry import current_trace_context
 from services.task import convert, states
 from services.task.hub import EventHub
 from services.task.store import NewTask, Row, TaskStore, parse_task_id
@@ -92,6 +93,9 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
         else:
             problems = workflow.validate(input)
         message = "; ".join(problems) if problems else "queued"
+        # The CreateTask span itself when tracing is on, so the worker's span is its
+        # child; else whatever trace the caller sent.
+        traceparent, tracestate = current_trace_context()
         new = NewTask(
             type=spec.type,
             input=input,
@@ -106,7 +110,8 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
             cost_limit_micros=spec.cost_limit_micros,
             submitter=who.user_id,
             submitter_scopes=" ".join(sorted(who.scopes)),
-            traceparent=current_call().traceparent,
+            traceparent=traceparent or current_call().traceparent,
+            tracestate=tracestate,
             error={"code": INVALID_ARGUMENT, "message": message} if problems else None,
         )
         row, created = await self.store.create(who.tenant_id, new)

@@ -77,6 +77,7 @@ class NewTask:
     submitter_scopes: str
     traceparent: str
     error: dict[str, Any] | None
+    tracestate: str = ""
 
 
 def parse_task_id(name: str) -> uuid.UUID | None:
@@ -122,6 +123,7 @@ class TaskStore:
                 new.traceparent,
                 new.error,
                 status_body(new.state, new.status_message),
+                new.tracestate,
             )
             assert row is not None
             return row, bool(row["created"])

@@ -43,6 +43,7 @@ from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as document_grpc
 from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
+from services.platform import telemetry
 from services.platform.clients import ServiceClients
 from services.platform.config import Settings
 from services.platform.db import Pool, create_pool
@@ -153,7 +154,9 @@ class DownstreamFactory:
         scopes = " ".join(sorted(needed & held))
         tenant, user = str(row["tenant_id"]), str(row["submitter"])
         static: list[tuple[str, str]] = [(REQUEST_ID_HEADER, f"task-{lease.task_id}-{lease.epoch}")]
-        if row["traceparent"]:
+        if row["traceparent"] and not telemetry.is_configured():
+            # Untraced, pass the submitter's trace on; traced, the task runs in a span
+            # whose context the client interceptor propagates itself.
             static.append(("traceparent", str(row["traceparent"])))
         minted: dict[str, Any] = {"token": "", "at": 0.0}
 
@@ -354,8 +357,17 @@ class Worker:
     async def _execute(self, row: Row, lease: Lease, running: _Running) -> None:
         heartbeat = asyncio.create_task(self._heartbeat_loop(running))
         self._started[lease.task_id] = time.monotonic()
+        attributes = {
+            "protomesh.task.name": f"tasks/{lease.task_id}",
+            "protomesh.task.type": str(row["type"]),
+            "protomesh.task.attempt": int(row["attempts"]),
+        }
         try:
-            await self._outcome(row, lease, running)
+            # Continues the trace of the CreateTask call (its span is the parent).
+            with telemetry.span(
+                f"task.run {row['type']}", attributes, row["traceparent"], row["tracestate"]
+            ):
+                await self._outcome(row, lease, running)
         except Fenced as exc:
             log.warning(
                 "fenced: lease lost, result discarded",
@@ -581,6 +593,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     args = parser.parse_args(argv)
     settings = Settings.from_env(environ)
     configure_logging("task-worker", settings.log_level, settings.log_format)
+    telemetry.configure_tracing("task-worker", settings)
     try:
         serve_metrics(settings, "task-worker", args.metrics_port)
     except OSError as exc:  # another worker process on this host has the port

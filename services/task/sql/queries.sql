@@ -13,10 +13,10 @@ WITH made AS (
   INSERT INTO task.tasks AS t (
     tenant_id, type, input, priority, context_id, request_id, request_hash, state,
     status_message, max_attempts, timeout_seconds, cost_limit_micros, submitter,
-    submitter_scopes, traceparent, error, end_time, last_event_seq
+    submitter_scopes, traceparent, error, end_time, last_event_seq, tracestate
   ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8::smallint, $9, $10, $11, $12, $13, $14, $15, $16,
-    CASE WHEN $8::smallint = 8 THEN now() END, 1
+    CASE WHEN $8::smallint = 8 THEN now() END, 1, $18
   )
   ON CONFLICT (tenant_id, request_id) WHERE request_id IS NOT NULL
   DO UPDATE SET request_id = t.request_id
