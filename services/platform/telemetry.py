@@ -11,6 +11,7 @@ task so the trace continues in the worker (`span(..., traceparent=...)`).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -22,6 +23,8 @@ from services.platform.metrics import BUILD_INFO, version
 
 log = get_logger("protomesh.telemetry")
 _configured = False
+_LEADING_SQL_COMMENTS = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)+", re.DOTALL)
+_POOL_RESET = "SELECT pg_advisory_unlock_all();"
 
 
 class SpanLike(Protocol):
@@ -67,7 +70,10 @@ def configure_tracing(service: str, settings: Settings, exporter: Any = None) ->
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    provider = TracerProvider(resource=Resource.create({"service.name": f"protomesh-{service}"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": f"protomesh-{service}"}),
+        sampler=_sampler(),
+    )
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     elif settings.otel_exporter.lower() == "console":
@@ -83,10 +89,52 @@ def configure_tracing(service: str, settings: Settings, exporter: Any = None) ->
     trace.set_tracer_provider(provider)
     GrpcAioInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
     GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
-    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+    postgres = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+    # Span names are a statement's first word; the named queries open with `--`
+    # comments, which the instrumentation strips only in their /* */ form.
+    postgres._leading_comment_remover = _LEADING_SQL_COMMENTS
+    postgres.instrument()
     _configured = True
     log.info("tracing on", exporter=settings.otel_exporter)
     return True
+
+
+def _sampler() -> Any:
+    """Every trace (parent-based), minus the statement asyncpg's pool runs on each
+    release of a connection: one span per query, not two."""
+    from opentelemetry.sdk.trace.sampling import (
+        ALWAYS_ON,
+        Decision,
+        ParentBased,
+        Sampler,
+        SamplingResult,
+    )
+
+    class SkipPoolResets(Sampler):
+        def __init__(self) -> None:
+            self.inner = ParentBased(ALWAYS_ON)
+
+        def should_sample(
+            self,
+            parent_context: Any,
+            trace_id: int,
+            name: str,
+            kind: Any = None,
+            attributes: Any = None,
+            links: Any = None,
+            trace_state: Any = None,
+        ) -> SamplingResult:
+            statement = str((attributes or {}).get("db.statement", ""))
+            if statement.startswith(_POOL_RESET):
+                return SamplingResult(Decision.DROP)
+            return self.inner.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+
+        def get_description(self) -> str:
+            return "SkipPoolResets{ParentBased{ALWAYS_ON}}"
+
+    return SkipPoolResets()
 
 
 def is_configured() -> bool:
