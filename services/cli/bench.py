@@ -63,6 +63,18 @@ BENCHES = (
         ("--calls", "500", "--seconds", "2"),
     ),
     Bench(
+        "search_quality",
+        "nDCG@10 / recall@10 of keyword, vector, hybrid",
+        (),
+        ("--documents", "300", "--queries", "100"),
+    ),
+    Bench(
+        "noisy_tenant",
+        "a quiet tenant's latency while another floods",
+        (),
+        ("--calls", "300", "--flooders", "16"),
+    ),
+    Bench(
         "load",
         "mixed load against protomesh up",
         (),
