@@ -1,15 +1,22 @@
-"""deploy/kubernetes renders (a small kustomize: resources, namespace, labels,
-images, replicas, JSON 6902 patches — exactly the features the kustomizations
-use) and every object validates offline against the Kubernetes schemas, strictly.
-The CloudNativePG Cluster, a custom resource, gets a structural check. Then the
-pieces must fit: selectors match pods, probes use declared ports, referenced
-ConfigMaps/Secrets exist, PDBs and HPAs target Deployments, and every
-PROTOMESH_* variable is one the code reads."""
+"""deploy/kubernetes, checked offline.
+
+`render` is a small kustomize: `resources` (files and directories), `patches`
+(JSON 6902 `add`/`replace`, inline or from a file, targeted by kind, name and a
+`key=value` label selector), then `namespace`, `labels` and `images` — the
+features the kustomizations use, and it refuses any other. Every rendered
+object must validate against the Kubernetes schemas strictly (unknown fields
+rejected); the CloudNativePG `Cluster`, a custom resource, gets a structural
+check of the fields we use. Then the pieces must fit: selectors, ports, probes,
+references to ConfigMaps and Secrets, autoscalers, the migrate-first init
+container, and every PROTOMESH_* variable is one the code reads."""
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import re
+from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,76 +24,94 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from gateway.config import PROTOMESH_SERVICES, GatewayConfig
 from services.platform.config import Settings, documented_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"
-KUBERNETES_VERSION = "1.33.0"
-OVERLAYS = ("base", "overlays/dev", "overlays/production")
+KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/production")
+# The oldest Kubernetes the manifests are for (native gRPC probes, preStop sleep)
+# and the newest that kubernetes-validate ships.
+KUBERNETES_VERSIONS = ("1.33.0", kubernetes_validate.latest_version())
+KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "labels", "resources", "images", "patches"}
+SCHEMA_LABEL = "protomesh.io/schema=required"
+# Keys of the Secret CloudNativePG writes for the application owner, `<cluster>-app`.
+CNPG_APP_SECRET_KEYS = {"username", "password", "host", "port", "dbname", "uri", "jdbc-uri"}
+# Variables read outside `Settings` (by the module named), so not in documented_settings().
+READ_ELSEWHERE = {
+    "PROTOMESH_SEARCH_INDEXER": "services/search/service.py",
+    "PROTOMESH_EMBEDDER_API_KEY": "services/search/embedders.py",
+    "PROTOMESH_GENERATOR_API_KEY": "services/task/generation.py",
+    "PROTOMESH_TASK_SHUTDOWN_GRACE_SECONDS": "services/task/worker.py",
+}
 Doc = dict[str, Any]
+
+
+# --- the renderer -------------------------------------------------------------------
 
 
 def render(directory: Path) -> list[Doc]:
     spec = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    unsupported = set(spec) - KUSTOMIZATION_KEYS
+    assert not unsupported, f"{directory}: the test's renderer does not handle {unsupported}"
     docs: list[Doc] = []
     for resource in spec.get("resources", []):
-        path = (directory / resource).resolve()
+        path = directory / resource
         if path.is_dir():
             docs.extend(render(path))
         else:
             docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
-    for entry in spec.get("labels", []):
-        for doc in docs:
-            doc["metadata"].setdefault("labels", {}).update(entry["pairs"])
-    if "namespace" in spec:
-        for doc in docs:
-            doc["metadata"]["namespace"] = spec["namespace"]
-    for image in spec.get("images", []):
-        for container in containers(docs):
-            name, _, _ = container["image"].partition(":")
-            if name == image["name"] or name == image.get("newName"):
-                container["image"] = f"{image.get('newName', name)}:{image['newTag']}"
-    for replica in spec.get("replicas", []):
-        (target,) = [
-            d
-            for d in docs
-            if d["kind"] == "Deployment" and d["metadata"]["name"] == replica["name"]
-        ]
-        target["spec"]["replicas"] = replica["count"]
     for patch in spec.get("patches", []):
-        selected = [d for d in docs if matches(d, patch["target"])]
+        ops = yaml.safe_load(
+            patch["patch"] if "patch" in patch else (directory / patch["path"]).read_text()
+        )
+        selected = [d for d in docs if targeted(d, patch["target"])]
         assert selected, f"{directory}: patch target {patch['target']} matches nothing"
         for doc in selected:
-            for op in yaml.safe_load(patch["patch"]):
+            for op in ops:
                 apply(doc, op)
+    for doc in docs:
+        metadata = doc["metadata"]
+        if "namespace" in spec:
+            metadata["namespace"] = spec["namespace"]
+        for entry in spec.get("labels", []):
+            assert set(entry) == {"pairs"}, entry  # no includeSelectors/includeTemplates
+            metadata.setdefault("labels", {}).update(entry["pairs"])
+        for image in spec.get("images", []):
+            for container in containers(doc, init=True):
+                name = container["image"].rsplit(":", 1)[0]
+                if name == image["name"]:
+                    container["image"] = f"{image.get('newName', name)}:{image['newTag']}"
     return docs
 
 
-def matches(doc: Doc, target: dict[str, str]) -> bool:
-    return all(
-        doc["kind"] == value if key == "kind" else doc["metadata"]["name"] == value
-        for key, value in target.items()
+def targeted(doc: Doc, target: dict[str, str]) -> bool:
+    assert set(target) <= {"kind", "name", "labelSelector"}, target
+    labels = doc["metadata"].get("labels", {})
+    key, _, value = target.get("labelSelector", "=").partition("=")
+    return (
+        doc["kind"] == target.get("kind", doc["kind"])
+        and doc["metadata"]["name"] == target.get("name", doc["metadata"]["name"])
+        and (not key or labels.get(key) == value)
     )
 
 
-def apply(doc: Doc, op: dict[str, Any]) -> None:
-    assert op["op"] in ("replace", "add"), op
+def apply(doc: Doc, op: Doc) -> None:
+    assert op["op"] in ("add", "replace"), op
     *parents, last = op["path"].strip("/").split("/")
-    node = doc
+    node: Any = doc
     for key in parents:
-        node = node[key]
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        index = len(node) if last == "-" else int(last)
+        if op["op"] == "add":
+            node.insert(index, copy.deepcopy(op["value"]))
+        else:
+            node[index] = copy.deepcopy(op["value"])
+        return
     if op["op"] == "replace":
         assert last in node, f"replace of a missing path {op['path']}"
-    node[last] = op["value"]
-
-
-def containers(docs: list[Doc]) -> list[Doc]:
-    found = []
-    for doc in docs:
-        pod = pod_spec(doc)
-        if pod is not None:
-            found.extend(pod["containers"])
-    return found
+    node[last] = copy.deepcopy(op["value"])
 
 
 def pod_spec(doc: Doc) -> Doc | None:
@@ -96,30 +121,98 @@ def pod_spec(doc: Doc) -> Doc | None:
     return None
 
 
-@pytest.fixture(scope="module", params=OVERLAYS)
-def rendered(request: pytest.FixtureRequest) -> tuple[str, list[Doc]]:
-    return request.param, render(DEPLOY / request.param)
+def containers(doc: Doc, init: bool = False) -> list[Doc]:
+    pod = pod_spec(doc)
+    if pod is None:
+        return []
+    found: list[Doc] = list(pod["containers"])
+    return found + list(pod.get("initContainers", [])) if init else found
 
 
-def test_every_kubernetes_object_validates_strictly(rendered: tuple[str, list[Doc]]) -> None:
-    name, docs = rendered
+# --- fixtures -----------------------------------------------------------------------
+
+
+class Rendered:
+    def __init__(self, name: str, docs: list[Doc]) -> None:
+        self.name = name
+        self.docs = docs
+        self.by_kind: dict[str, dict[str, Doc]] = {}
+        for doc in docs:
+            named = self.by_kind.setdefault(doc["kind"], {})
+            assert doc["metadata"]["name"] not in named, f"{name}: duplicate {doc['kind']}"
+            named[doc["metadata"]["name"]] = doc
+
+    def of(self, kind: str) -> dict[str, Doc]:
+        return self.by_kind.get(kind, {})
+
+    @property
+    def deployments(self) -> dict[str, Doc]:
+        return self.of("Deployment")
+
+    @property
+    def config(self) -> dict[str, str]:
+        data: dict[str, str] = self.of("ConfigMap")["protomesh-config"]["data"]
+        return data
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env(self.config)
+
+    def workloads(self) -> Iterator[Doc]:
+        yield from self.of("Deployment").values()
+        yield from self.of("Job").values()
+
+
+@pytest.fixture(scope="module", params=KUSTOMIZATIONS)
+def rendered(request: pytest.FixtureRequest) -> Rendered:
+    return Rendered(request.param, render(DEPLOY / request.param))
+
+
+def pod_labels(deployment: Doc) -> dict[str, str]:
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def selected_deployments(rendered: Rendered, selector: dict[str, str]) -> list[Doc]:
+    return [d for d in rendered.deployments.values() if selector.items() <= pod_labels(d).items()]
+
+
+def env_names(container: Doc) -> set[str]:
+    return {e["name"] for e in container.get("env", [])}
+
+
+def command_of(container: Doc) -> list[str]:
+    command: list[str] = container["command"]
+    return command
+
+
+# --- validity -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_kubernetes_object_validates_strictly(rendered: Rendered, version: str) -> None:
     problems = []
-    for doc in docs:
+    for doc in rendered.docs:
         if doc["apiVersion"].startswith("postgresql.cnpg.io/"):
             continue
         try:
-            kubernetes_validate.validate(copy.deepcopy(doc), KUBERNETES_VERSION, strict=True)
+            kubernetes_validate.validate(copy.deepcopy(doc), version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             problems.append(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message}")
-    assert not problems, f"{name}:\n" + "\n".join(problems)
+    assert not problems, f"{rendered.name}:\n" + "\n".join(problems)
 
 
-def test_the_postgres_cluster_has_what_the_services_need(rendered: tuple[str, list[Doc]]) -> None:
-    name, docs = rendered
-    (cluster,) = [d for d in docs if d["kind"] == "Cluster"]
-    spec = cluster["spec"]
+def test_every_object_lands_in_one_namespace(rendered: Rendered) -> None:
+    namespaces = {doc["metadata"].get("namespace") for doc in rendered.docs}
+    assert None not in namespaces
+    assert len(namespaces) == 1, namespaces
+
+
+def test_the_postgres_cluster_is_what_the_services_need(rendered: Rendered) -> None:
+    (cluster,) = rendered.of("Cluster").values()
     assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
-    assert set(spec) <= {
+    spec = cluster["spec"]
+    assert set(spec) == {
         "instances",
         "imageName",
         "primaryUpdateStrategy",
@@ -127,97 +220,272 @@ def test_the_postgres_cluster_has_what_the_services_need(rendered: tuple[str, li
         "resources",
         "postgresql",
         "bootstrap",
-        "monitoring",
-    }, name
+        "inheritedMetadata",
+    }
+    assert isinstance(spec["instances"], int)
     assert spec["instances"] >= 1
-    assert re.fullmatch(r"\d+[GM]i", spec["storage"]["size"])
-    assert (
-        "CREATE EXTENSION IF NOT EXISTS vector"
-        in spec["bootstrap"]["initdb"]["postInitApplicationSQL"]
+    assert re.fullmatch(
+        r"ghcr\.io/cloudnative-pg/postgresql:\d+[\w.-]*-standard-\w+", spec["imageName"]
     )
-    dsn = next(d for d in docs if d["metadata"]["name"] == "protomesh-database")["stringData"]
-    assert f"@{cluster['metadata']['name']}-rw:" in dsn["PROTOMESH_APP_DATABASE_URL"]
+    assert spec["primaryUpdateStrategy"] in ("unsupervised", "supervised")
+    assert set(spec["storage"]) == {"size"}
+    assert re.fullmatch(r"\d+Gi", spec["storage"]["size"])
+    assert set(spec["resources"]) == {"requests", "limits"}
+    assert set(spec["postgresql"]) == {"parameters"}
+    assert all(isinstance(v, str) for v in spec["postgresql"]["parameters"].values())
+    assert set(spec["inheritedMetadata"]) == {"annotations"}
+
+    initdb = spec["bootstrap"]["initdb"]
+    assert set(spec["bootstrap"]) == {"initdb"}
+    assert set(initdb) == {
+        "database",
+        "owner",
+        "postInitApplicationSQL",
+        "postInitApplicationSQLRefs",
+    }
+    assert "CREATE EXTENSION IF NOT EXISTS vector" in initdb["postInitApplicationSQL"]
+    assert all(isinstance(statement, str) for statement in initdb["postInitApplicationSQL"])
+    assert set(initdb["postInitApplicationSQLRefs"]) == {"secretRefs"}
+    for ref in initdb["postInitApplicationSQLRefs"]["secretRefs"]:
+        assert set(ref) == {"name", "key"}
+        secret = rendered.of("Secret")[ref["name"]]
+        assert ref["key"] in secret["stringData"]
+
+    # The app role the SQL creates is the one the services connect as, through -rw.
+    role_sql = rendered.of("Secret")["protomesh-db-app-role"]["stringData"]["app-role.sql"]
+    bootstrap = (ROOT / "services/platform/sql/bootstrap.sql").read_text()
+    attributes = re.search(r"CREATE ROLE protomesh_app ([A-Z ]+);", bootstrap)
+    assert attributes is not None
+    assert " ".join(role_sql.split()).startswith(f"CREATE ROLE protomesh_app {attributes[1]}")
+    app_dsn = rendered.of("Secret")["protomesh-services"]["stringData"][
+        "PROTOMESH_APP_DATABASE_URL"
+    ]
+    db = initdb["database"]
+    assert re.fullmatch(
+        rf"postgresql://protomesh_app:[^@]+@{cluster['metadata']['name']}-rw:5432/{db}", app_dsn
+    )
 
 
-def test_the_pieces_fit_together(rendered: tuple[str, list[Doc]]) -> None:
-    name, docs = rendered
-    by_kind: dict[str, dict[str, Doc]] = {}
-    for doc in docs:
-        by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
-    deployments = by_kind["Deployment"]
-    pod_labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
+# --- the pieces fit -----------------------------------------------------------------
 
-    for service in by_kind["Service"].values():
-        selector = service["spec"]["selector"]
-        targets = [n for n, labels in pod_labels.items() if selector.items() <= labels.items()]
-        assert targets, f"{name}: Service {service['metadata']['name']} selects no pods"
-        ports = {
-            p["name"]
-            for n in targets
-            for c in deployments[n]["spec"]["template"]["spec"]["containers"]
-            for p in c.get("ports", [])
-        }
+
+def test_every_service_selects_pods_on_declared_ports(rendered: Rendered) -> None:
+    for name, service in rendered.of("Service").items():
+        targets = selected_deployments(rendered, service["spec"]["selector"])
+        assert targets, f"{rendered.name}: Service {name} selects no pods"
+        declared = {p["name"] for d in targets for c in containers(d) for p in c.get("ports", [])}
         for port in service["spec"]["ports"]:
-            assert port["targetPort"] in ports, f"{service['metadata']['name']}: {port}"
-    for kind in ("PodDisruptionBudget",):
-        for pdb in by_kind[kind].values():
-            selector = pdb["spec"]["selector"]["matchLabels"]
-            assert any(selector.items() <= labels.items() for labels in pod_labels.values())
-    for hpa in by_kind["HorizontalPodAutoscaler"].values():
-        assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
-        assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
-    for doc in docs:
-        pod = pod_spec(doc)
-        if pod is None:
-            continue
-        volumes = {v["name"]: v for v in pod.get("volumes", [])}
-        for container in pod["containers"]:
+            assert port["targetPort"] in declared, f"Service {name}: {port}"
+
+
+def test_clients_reach_each_service_through_its_headless_service(rendered: Rendered) -> None:
+    settings = rendered.settings
+    namespace = rendered.docs[0]["metadata"]["namespace"]
+    for key, (service, _) in PROTOMESH_SERVICES.items():
+        address = settings.address_of(service)
+        match = re.fullmatch(r"dns:///([a-z-]+)\.([a-z-]+)\.svc\.cluster\.local:(\d+)", address)
+        assert match, f"{rendered.name}: {service} address {address!r}"
+        headless = rendered.of("Service")[match[1]]
+        assert headless["spec"]["clusterIP"] == "None"
+        assert match[2] == namespace, f"{rendered.name}: {address} is not in {namespace}"
+        assert int(match[3]) in {p["port"] for p in headless["spec"]["ports"]}
+        (deployment,) = selected_deployments(rendered, headless["spec"]["selector"])
+        (container,) = containers(deployment)
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["grpc"] == settings.port_of(service) == int(match[3])
+        probe = container["readinessProbe"]["grpc"]
+        assert probe == {"port": settings.port_of(service), "service": key}
+    assert rendered.of("Service")["gateway"]["spec"]["type"] == "ClusterIP"
+
+
+def test_every_probe_uses_a_declared_port(rendered: Rendered) -> None:
+    for doc in rendered.workloads():
+        for container in containers(doc):
             declared = {p["containerPort"] for p in container.get("ports", [])} | {
                 p["name"] for p in container.get("ports", [])
             }
-            for probe in ("readinessProbe", "livenessProbe"):
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 if probe in container:
                     (handler,) = [
                         v
                         for k, v in container[probe].items()
-                        if k in ("grpc", "httpGet", "tcpSocket")
+                        if k in ("grpc", "httpGet", "tcpSocket", "exec")
                     ]
                     assert handler["port"] in declared, f"{doc['metadata']['name']} {probe}"
+            if doc["kind"] == "Deployment":
+                assert "livenessProbe" in container, doc["metadata"]["name"]
+
+
+def test_metrics_ports_follow_the_metrics_port_base(rendered: Rendered) -> None:
+    settings = rendered.settings
+    component = {"search-indexer": "search"}
+    for name, deployment in rendered.deployments.items():
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        (container,) = containers(deployment)
+        declared = {p["containerPort"] for p in container["ports"]}
+        port = int(annotations["prometheus.io/port"])
+        assert port in declared, name
+        if name == "gateway":
+            assert port == settings.gateway_port
+        else:
+            assert port == settings.metrics_port_of(component.get(name, name)) != 0
+
+
+def test_every_referenced_configmap_and_secret_exists(rendered: Rendered) -> None:
+    secrets = {name: set(s.get("stringData", {})) for name, s in rendered.of("Secret").items()}
+    for cluster in rendered.of("Cluster"):
+        secrets[f"{cluster}-app"] = CNPG_APP_SECRET_KEYS
+    for doc in rendered.workloads():
+        name = doc["metadata"]["name"]
+        pod = pod_spec(doc)
+        assert pod is not None
+        for container in containers(doc, init=True):
             for source in container.get("envFrom", []):
-                kind, ref = (
-                    ("ConfigMap", source["configMapRef"])
-                    if "configMapRef" in source
-                    else ("Secret", source["secretRef"])
-                )
-                assert ref["name"] in by_kind[kind], (
-                    f"{doc['metadata']['name']}: {kind} {ref['name']}"
-                )
-            for mount in container.get("volumeMounts", []):
-                volume = volumes[mount["name"]]
-                if "secret" in volume:
-                    assert volume["secret"]["secretName"] in by_kind["Secret"]
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in rendered.of("ConfigMap"), name
+                else:
+                    assert source["secretRef"]["name"] in secrets, name
+            for variable in container.get("env", []):
+                ref = variable.get("valueFrom", {}).get("secretKeyRef")
+                if ref is not None:
+                    assert ref["key"] in secrets[ref["name"]], f"{name}: {ref}"
+        for volume in pod.get("volumes", []):
+            sources = [volume, *volume.get("projected", {}).get("sources", [])]
+            for source in sources:
+                if "secret" in source:
+                    secret = source["secret"]
+                    assert secret.get("secretName", secret.get("name")) in secrets, name
 
 
-def test_every_protomesh_variable_is_one_the_code_reads(rendered: tuple[str, list[Doc]]) -> None:
-    name, docs = rendered
+def test_autoscalers_and_disruption_budgets_target_deployments(rendered: Rendered) -> None:
+    scaled = set()
+    for name, hpa in rendered.of("HorizontalPodAutoscaler").items():
+        target = hpa["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment", name
+        assert target["name"] in rendered.deployments, name
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        scaled.add(target["name"])
+    for name in scaled:
+        # A `replicas` field would reset the autoscaler's count on every apply.
+        assert "replicas" not in rendered.deployments[name]["spec"], name
+    for name, pdb in rendered.of("PodDisruptionBudget").items():
+        assert selected_deployments(rendered, pdb["spec"]["selector"]["matchLabels"]), name
+    assert scaled == set(rendered.deployments) - {"search-indexer"}
+
+
+def test_exactly_one_indexer_runs(rendered: Rendered) -> None:
+    indexing = []
+    for name, deployment in rendered.deployments.items():
+        (container,) = containers(deployment)
+        if command_of(container)[-1] == "services.search":
+            env = {e["name"]: e["value"] for e in container.get("env", [])}
+            if env.get("PROTOMESH_SEARCH_INDEXER", "on") != "off":
+                indexing.append(name)
+    assert indexing == ["search-indexer"]
+    indexer = rendered.deployments["search-indexer"]["spec"]
+    assert indexer["replicas"] == 1
+    assert indexer["strategy"] == {"type": "Recreate"}
+    assert "search-indexer" not in rendered.of("PodDisruptionBudget")
+
+
+def test_pods_that_use_the_database_migrate_first(rendered: Rendered) -> None:
+    key, _, value = SCHEMA_LABEL.partition("=")
+    for name, deployment in rendered.deployments.items():
+        (container,) = containers(deployment)
+        sources = {s.get("secretRef", {}).get("name") for s in container["envFrom"]}
+        uses_database = "protomesh-services" in sources
+        labelled = deployment["metadata"]["labels"].get(key) == value
+        assert uses_database == labelled, name
+        init = deployment["spec"]["template"]["spec"].get("initContainers", [])
+        if uses_database:
+            (migrate,) = init
+            assert command_of(migrate) == ["protomesh", "migrate"]
+            assert migrate["image"] == container["image"]
+            assert env_names(migrate) == {"PROTOMESH_DATABASE_URL"}
+        else:
+            assert not init, name
+    # The owner DSN is for migrations only; the services get the application role's.
+    for doc in rendered.workloads():
+        for container in containers(doc):
+            is_migration = command_of(container) == ["protomesh", "migrate"]
+            assert ("PROTOMESH_DATABASE_URL" in env_names(container)) == is_migration
+
+
+def test_only_the_components_that_mint_tokens_hold_the_signing_key(rendered: Rendered) -> None:
+    holders = set()
+    for name, deployment in rendered.deployments.items():
+        for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
+            for source in volume.get("projected", {}).get("sources", []):
+                if source.get("secret", {}).get("name") == "protomesh-signing-key":
+                    holders.add(name)
+    assert holders == {"search-indexer", "task-worker"}
+
+
+def test_every_container_is_locked_down(rendered: Rendered) -> None:
+    for doc in rendered.workloads():
+        name = doc["metadata"]["name"]
+        pod = pod_spec(doc)
+        assert pod is not None
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] != 0, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for container in containers(doc, init=True):
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert "memory" in container["resources"]["limits"], name
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
+
+
+def test_commands_name_real_entry_points(rendered: Rendered) -> None:
+    for doc in rendered.workloads():
+        for container in containers(doc, init=True):
+            command = command_of(container)
+            if command[:2] == ["python", "-m"]:
+                spec = importlib.util.find_spec(command[2])
+                assert spec is not None, command
+                if spec.submodule_search_locations is not None:  # a package runs its __main__
+                    assert importlib.util.find_spec(f"{command[2]}.__main__"), command
+            else:
+                assert command == ["protomesh", "migrate"], command
+
+
+def test_every_protomesh_variable_is_one_the_code_reads(rendered: Rendered) -> None:
     known = {variable for variable, _, _ in documented_settings()}
-    source = "\n".join(p.read_text() for p in (ROOT / "services").rglob("*.py"))
-    known |= set(re.findall(r"PROTOMESH_[A-Z_]+[A-Z]", source))
-    known |= {"PROTOMESH_GATEWAY_" + f.upper() for f in gateway_fields()}
-    used = set()
-    for doc in docs:
-        for key in doc.get("data", {}) | doc.get("stringData", {}):
-            used.add(key)
-        for container in containers([doc]):
-            used |= {e["name"] for e in container.get("env", [])}
-    unknown = sorted(v for v in used if v.startswith("PROTOMESH_") and v not in known)
-    assert not unknown, f"{name}: variables nothing reads: {unknown}"
-    assert Settings.from_env({k: "" for k in used if k.startswith("PROTOMESH_")}) is not None
+    known |= {"PROTOMESH_GATEWAY_" + f.name.upper() for f in fields(GatewayConfig)}
+    for variable, module in READ_ELSEWHERE.items():
+        assert f'"{variable}' in (ROOT / module).read_text() or (
+            variable.startswith("PROTOMESH_TASK_")
+            and '"PROTOMESH_TASK_' in (ROOT / module).read_text()
+        ), f"{module} no longer reads {variable}"
+    known |= set(READ_ELSEWHERE)
+    used = set(rendered.config)
+    for secret in rendered.of("Secret").values():
+        used |= {k for k in secret.get("stringData", {}) if k.isupper()}
+    for doc in rendered.workloads():
+        for container in containers(doc, init=True):
+            used |= env_names(container)
+    unknown = sorted(v for v in used if v not in known)
+    assert not unknown, f"{rendered.name}: variables nothing reads: {unknown}"
+    # And the ConfigMap's values parse.
+    assert rendered.settings.metrics_port_base == 9101
 
 
-def gateway_fields() -> list[str]:
-    from dataclasses import fields
+def test_secrets_are_templates_without_real_values() -> None:
+    for doc in yaml.safe_load_all((DEPLOY / "base" / "secrets.yaml").read_text()):
+        for key, value in doc["stringData"].items():
+            assert value == "" or "REPLACE_ME" in value, f"{doc['metadata']['name']}.{key}"
+            assert "BEGIN PRIVATE KEY-----\n" not in value
 
-    from gateway.config import GatewayConfig
 
-    return [f.name for f in fields(GatewayConfig)]
+def test_the_image_installs_the_locked_project_as_a_non_root_user() -> None:
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.MULTILINE)
+    assert "requirements.lock" in dockerfile
+    (user,) = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
+    assert user.split(":")[0] not in ("0", "root")
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE):
+        for path in source.split():
+            assert (ROOT / path).exists(), f"Dockerfile copies a missing {path}"
