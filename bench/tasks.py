@@ -68,8 +68,14 @@ async def wait_serving(port: int) -> None:
 
 
 async def run_once(
-    env: dict[str, str], owner_dsn: str, port: int, token: str, tasks: int, processes: int,
-    count: int, concurrency: int,
+    env: dict[str, str],
+    owner_dsn: str,
+    port: int,
+    token: str,
+    tasks: int,
+    processes: int,
+    count: int,
+    concurrency: int,
 ) -> dict[str, Any]:
     conn = await asyncpg.connect(owner_dsn)
     await conn.execute("DELETE FROM task.tasks")
@@ -160,14 +166,24 @@ async def main_async(args: argparse.Namespace, data_dir: Path, owner_dsn: str) -
     try:
         await wait_serving(port)
         token = mint_token(
-            load_key(data_dir / KEY_FILE), tenant=TENANT, user="bench",
-            scopes="tasks:read tasks:write", issuer="protomesh-dev", audience="protomesh",
+            load_key(data_dir / KEY_FILE),
+            tenant=TENANT,
+            user="bench",
+            scopes="tasks:read tasks:write",
+            issuer="protomesh-dev",
+            audience="protomesh",
         )
         runs = []
         for processes in dict.fromkeys((1, args.processes)):
             runs.append(
                 await run_once(
-                    env, owner_dsn, port, token, args.tasks, processes, args.count,
+                    env,
+                    owner_dsn,
+                    port,
+                    token,
+                    args.tasks,
+                    processes,
+                    args.count,
                     args.concurrency,
                 )
             )

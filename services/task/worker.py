@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -158,7 +159,9 @@ class DownstreamFactory:
             # Untraced, pass the submitter's trace on; traced, the task runs in a span
             # whose context the client interceptor propagates itself.
             static.append(("traceparent", str(row["traceparent"])))
-        minted: dict[str, Any] = {"token": "", "at": 0.0}
+        # Minted on first use: "never" is -inf, not 0.0, because the monotonic clock
+        # starts near zero on a freshly booted machine.
+        minted: dict[str, Any] = {"token": "", "at": -math.inf}
 
         def metadata() -> Metadata:
             if time.monotonic() - minted["at"] > DELEGATED_TOKEN_TTL_SECONDS / 2:

@@ -25,6 +25,7 @@ from tests.conftest import Mint
 ROOT = Path(__file__).resolve().parents[2]
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
+TRACESTATE = "vendor=opaque"
 
 
 @dataclass
@@ -67,6 +68,7 @@ def run(settings: Settings, mint: Mint) -> Run:
             "t-traced", scopes="documents:write search:read tasks:write tasks:read"
         ),
         "PROBE_TRACEPARENT": f"00-{TRACE_ID}-{CALLER_SPAN}-01",
+        "PROBE_TRACESTATE": TRACESTATE,
     }
     result = subprocess.run(
         [sys.executable, "-m", "tests.integration.tracing_tree_probe"],
@@ -110,6 +112,8 @@ def test_the_worker_resumes_the_trace_stored_with_the_task(run: Run) -> None:
     assert attempt["attributes"]["protomesh.task.type"] == "rag.answer"
     assert attempt["attributes"]["protomesh.task.attempt"] == 1
     assert attempt["attributes"]["protomesh.task.name"] == run.task["name"]
+    # The caller's tracestate came through the queue too (stored beside traceparent).
+    assert attempt["tracestate"] == TRACESTATE
     # The worker's own queries (events, completion) are part of the attempt.
     assert any(
         s["kind"] == "CLIENT" and "db.statement" in s["attributes"] for s in run.children(attempt)

@@ -6,7 +6,7 @@ document, then answers a question through `POST /v1/tasks` (`rag.answer`) under
 a given `traceparent`, and prints the finished spans and the task as JSON.
 
 Environment: PROBE_DSN (owner DSN of the migrated session database),
-PROBE_DATA_DIR, PROBE_TOKEN, PROBE_TRACEPARENT. Logs (JSON, one line per RPC)
+PROBE_DATA_DIR, PROBE_TOKEN, PROBE_TRACEPARENT, PROBE_TRACESTATE. Logs (JSON, one line per RPC)
 go to stderr.
 """
 
@@ -79,6 +79,7 @@ def described(span: ReadableSpan) -> dict[str, Any]:
         "span_id": f"{span.context.span_id:016x}",
         "parent": f"{span.parent.span_id:016x}" if span.parent else None,
         "attributes": {k: v for k, v in (span.attributes or {}).items()},
+        "tracestate": span.context.trace_state.to_header(),
     }
 
 
@@ -137,6 +138,7 @@ async def main() -> None:
                             headers={
                                 "authorization": auth[0][1],
                                 "traceparent": os.environ["PROBE_TRACEPARENT"],
+                                "tracestate": os.environ["PROBE_TRACESTATE"],
                             },
                         )
                         created.raise_for_status()
