@@ -5,14 +5,11 @@ hostile strings never cause a server error."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from protomesh.cost.v1 import cost_service_pb2 as cost_pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
@@ -22,21 +19,9 @@ from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from protomesh.task.v1 import task_service_pb2 as task_pb
 from protomesh.task.v1 import task_service_pb2_grpc as task_grpc
-from services.platform.identity import KEY_FILE, load_key, public_jwk
 from tests.cluster import Cluster
 from tests.conftest import bearer
-
-SERVER_ERRORS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
-INJECTIONS = [
-    "'; DROP TABLE document.documents; --",
-    '" OR 1=1 --',
-    "x' OR tenant_id <> '",
-    "$1); SELECT pg_sleep(5); --",
-    "\\x00\\u0000",
-    'labels.a = "x" OR 1 = 1',
-    "%' UNION SELECT * FROM pg_shadow --",
-    "🙂" * 50,
-]
+from tests.security.attacks import INJECTIONS, SERVER_ERRORS, attack_tokens
 
 Probe = Callable[[grpc.aio.Channel, Any], Awaitable[Any]]
 CHEAP_READS: dict[str, Probe] = {
@@ -55,45 +40,10 @@ CHEAP_READS: dict[str, Probe] = {
 }
 
 
-def _attack_tokens(cluster: Cluster) -> dict[str, str]:
-    settings = cluster.settings
-    key = load_key(settings.data_dir / KEY_FILE)
-    kid = public_jwk(key)["kid"]
-    now = int(time.time())
-    base = {
-        "iss": settings.jwt_issuer,
-        "aud": settings.jwt_audience,
-        "sub": "mallory",
-        "tenant_id": "victim",
-        "scope": "documents:read search:read tasks:read cost:read",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 600,
-    }
-
-    def sign(claims: dict[str, Any], signer: Any = key, header_kid: str = kid) -> str:
-        return jwt.encode(claims, signer, algorithm="ES256", headers={"kid": header_kid})
-
-    good = sign(base)
-    head, body, signature = good.split(".")
-    return {
-        "expired": sign({**base, "exp": now - 3600}),
-        "not-yet-valid": sign({**base, "nbf": now + 3600}),
-        "wrong-audience": sign({**base, "aud": "other"}),
-        "wrong-issuer": sign({**base, "iss": "other"}),
-        "no-tenant": sign({k: v for k, v in base.items() if k != "tenant_id"}),
-        "alg-none": jwt.encode(base, None, algorithm="none"),
-        "foreign-key": sign(base, ec.generate_private_key(ec.SECP256R1())),
-        "unknown-kid": sign(base, header_kid="nope"),
-        "tampered": f"{head}.{body[:-4]}AAAA.{signature}",
-        "garbage": "not-a-jwt",
-    }
-
-
 @pytest.mark.parametrize("service", sorted(CHEAP_READS))
 async def test_bad_tokens_are_refused_on_every_port(cluster: Cluster, service: str) -> None:
     async with cluster.channel(service) as channel:
-        for name, token in _attack_tokens(cluster).items():
+        for name, token in attack_tokens(cluster).items():
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await CHEAP_READS[service](channel, bearer(token))
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, (service, name)
