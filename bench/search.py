@@ -411,14 +411,17 @@ async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
                     :10
                 ]
                 response = await grpc_search(queries.index((tenant, text, vec)))
-                got = {r.document_name for r in response.results}
-                names = await tenant_fetch(
+                # Results are chunks: compare chunk with chunk (a document's name alone
+                # would merge its chunks and cap the overlap below 1).
+                got = {r.chunk_id for r in response.results}
+                rows = await tenant_fetch(
                     pool,
                     tenant,
-                    "SELECT document_name FROM search.chunks WHERE id = ANY($1)",
+                    "SELECT document_name, ordinal FROM search.chunks WHERE id = ANY($1)",
                     [f.key for f in exact],
                 )
-                overlaps.append(len(got & {n["document_name"] for n in names}) / 10)
+                want = {f"{r['document_name']}/chunks/{r['ordinal']}" for r in rows}
+                overlaps.append(len(got & want) / max(1, len(want)))
             result["quality"] = {
                 "vector_leg_recall_at_10": round(statistics.fmean(ours), 4),
                 "vector_leg_min_recall_at_10": min(ours),
