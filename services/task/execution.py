@@ -10,17 +10,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
+import asyncpg
+
 from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
 from protomesh.document.v1 import document_service_pb2_grpc as document_grpc
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from protomesh.task.v1 import task_service_pb2 as pb
 from services.platform import telemetry
+from services.platform.logs import get_logger
 from services.task.convert import to_json
 from services.task.generation import Generation, Generator, Prompt, count_tokens
-from services.task.metering import BudgetExhausted, Meter
+from services.task.metering import BudgetExhausted, Hold, Meter
 from services.task.store import Lease, Row, TaskStore
 
 T = TypeVar("T")
+log = get_logger("protomesh.task.execution")
 Metadata = tuple[tuple[str, str], ...]
 
 
@@ -145,11 +149,16 @@ class TaskContext:
 
     async def generate(self, prompt: Prompt, max_output_tokens: int = 512) -> Generation:
         """Reserve → generate (streaming OutputDelta events) → commit, or release
-        on failure/cancellation. The commit happens only while the lease holds."""
+        on failure/cancellation. The commit happens only while the lease holds.
+        The hold is recorded with the task while it is open, so that a worker
+        dying mid-call does not leave it reserved until its ttl (the reaper or
+        the next attempt releases it)."""
         model = self.generator.model
         hold = await self.meter.reserve(model, count_tokens(prompt.text()), max_output_tokens)
         committed = False
         try:
+            if hold.name:
+                await self.store.hold_reservation(self.lease, hold.name)
             limit = self.cost_limit_micros
             if limit and self.cost_spent_micros + hold.amount_micros > limit:
                 raise BudgetExhausted(
@@ -184,6 +193,8 @@ class TaskContext:
         finally:
             if not committed:
                 await asyncio.shield(self.meter.release(hold))
+            if hold.name:
+                await asyncio.shield(self._forget(hold))
         delta = pb.CostDelta(
             model=generation.model,
             input_tokens=usage.input_tokens,
@@ -194,3 +205,11 @@ class TaskContext:
         await self.store.append_event(self.lease, "cost", to_json(delta), cost_micros=amount)
         self.cost_spent_micros += amount
         return generation
+
+    async def _forget(self, hold: Hold) -> None:
+        """Drops a settled hold from the task; should that fail, the orphan sweep
+        tries to release it later, which a settled reservation shrugs off."""
+        try:
+            await self.store.forget_reservations(self.lease.task_id, [hold.name])
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("settled reservation not forgotten", task=self.name, error=str(exc))

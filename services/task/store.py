@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -311,6 +311,28 @@ class TaskStore:
             )
         if found is None:
             raise Fenced(f"checkpoint of tasks/{lease.task_id} epoch {lease.epoch} fenced")
+
+    async def hold_reservation(self, lease: Lease, name: str) -> None:
+        """Records a cost reservation the attempt holds during a model call (fenced),
+        so that it can be given back if the worker dies before settling it."""
+        async with self.worker() as conn:
+            found = await conn.fetchval(
+                q("hold_reservation"), lease.task_id, lease.owner, lease.epoch, name
+            )
+        if found is None:
+            raise Fenced(f"reservation of tasks/{lease.task_id} epoch {lease.epoch} fenced")
+
+    async def forget_reservations(self, task_id: uuid.UUID, names: Sequence[str]) -> None:
+        """Drops settled (committed or released) reservations from the task's list."""
+        async with self.worker() as conn:
+            await conn.execute(q("forget_reservations"), task_id, list(names))
+
+    async def orphaned_holds(self, limit: int = 100) -> list[Row]:
+        """Tasks no attempt is running that still list reservations (their worker died
+        mid-call), with what it takes to release them as the task's submitter."""
+        async with self.worker() as conn:
+            rows: list[Row] = await conn.fetch(q("orphaned_holds"), limit)
+            return rows
 
     async def finish(
         self,

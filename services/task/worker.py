@@ -63,7 +63,7 @@ from services.task.execution import (
     TaskContext,
 )
 from services.task.generation import Generator, generator_from_env
-from services.task.metering import BudgetExhausted, Meter
+from services.task.metering import BudgetExhausted, Hold, Meter
 from services.task.store import Fenced, Lease, Row, TaskStore
 from services.task.workflows import Registry, default_registry
 
@@ -72,6 +72,7 @@ log = get_logger("protomesh.task.worker")
 # Scopes the platform grants a task's downstream calls whatever the submitter
 # holds: metering is done on the user's behalf, not a privilege of theirs.
 PLATFORM_GRANTED_SCOPES = frozenset({"cost:write"})
+COST = frozenset({"cost:write"})  # what releasing a reservation takes
 UNKNOWN = 2
 DEADLINE_EXCEEDED = 4
 QUEUE_DEPTH_INTERVAL_SECONDS = 5.0
@@ -326,8 +327,24 @@ class Worker:
             try:
                 if await self.store.reap_expired():
                     self._wake.set()
+                for row in await self.store.orphaned_holds():
+                    lease = Lease(row["id"], row["tenant_id"], self.id, row["lease_epoch"])
+                    await self._release_holds(row, self.downstream.for_task(row, lease, COST))
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("reaper failed", error=str(exc))
+
+    async def _release_holds(self, row: Row, downstream: Downstream) -> None:
+        """Gives back the cost reservations a dead attempt of this task left open (its
+        worker died during a model call), then forgets them: a lost attempt must not
+        keep the budget reserved until the reservations' ttl."""
+        names = list(row["held_reservations"] or ())
+        if not names:
+            return
+        meter = Meter(downstream.cost, downstream.metadata, row["submitter"], "", "")
+        for name in names:
+            await meter.release(Hold(name, 0))  # idempotent; a settled one is left alone
+        await self.store.forget_reservations(row["id"], names)
+        log.info("released the holds of a lost attempt", task=str(row["id"]), reservations=names)
 
     # -- one task ------------------------------------------------------------
 
@@ -360,6 +377,11 @@ class Worker:
     async def _execute(self, row: Row, lease: Lease, running: _Running) -> None:
         heartbeat = asyncio.create_task(self._heartbeat_loop(running))
         self._started[lease.task_id] = time.monotonic()
+        try:
+            # Taken over from an attempt that died mid-call before the reaper's sweep.
+            await self._release_holds(row, running.ctx.downstream)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("holds of a lost attempt not released", task=str(row["id"]), error=str(exc))
         attributes = {
             "protomesh.task.name": f"tasks/{lease.task_id}",
             "protomesh.task.type": str(row["type"]),

@@ -177,6 +177,28 @@ UPDATE task.tasks SET checkpoint = $4, update_time = now()
 WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND state = 2
 RETURNING id;
 
+-- name: hold_reservation
+-- (worker, fenced) Remember a reservation the attempt took before a model call.
+UPDATE task.tasks SET held_reservations = array_append(held_reservations, $4::text)
+WHERE id = $1 AND lease_owner = $2 AND lease_epoch = $3 AND state = 2
+RETURNING id;
+
+-- name: forget_reservations
+-- (worker) Drop reservations that were committed or released ($2) from the
+-- task's held list, whoever holds the lease now.
+UPDATE task.tasks SET held_reservations = ARRAY(
+  SELECT name FROM unnest(held_reservations) AS name WHERE name <> ALL($2::text[]))
+WHERE id = $1 AND held_reservations && $2::text[];
+
+-- name: orphaned_holds
+-- (worker) Reservations of tasks no attempt is running: a live attempt forgets
+-- its own before it ends, so these belong to a worker that died mid-call (a
+-- task already taken over again is cleaned up by its new attempt at start).
+SELECT id, tenant_id, submitter, submitter_scopes, traceparent, lease_epoch, held_reservations
+FROM task.tasks
+WHERE held_reservations <> '{}' AND state <> 2
+LIMIT $1;
+
 -- name: finish
 -- (worker, fenced) End the attempt: the task moves to $4 (COMPLETED, FAILED,
 -- CANCELED, INPUT_REQUIRED or back to SUBMITTED after $8 seconds of backoff),
