@@ -8,9 +8,11 @@
 -- [min, max).
 
 -- name: keyword_candidates
--- The full-text leg: chunks matching any query term, best ts_rank_cd first,
--- over the stored tsvector (GIN). $1 query, $2 how many.
-SELECT c.id, ts_rank_cd(c.tsv, q.q) AS score
+-- The full-text leg: chunks matching any query term over the stored tsvector
+-- (GIN), best first by ts_rank with length normalisation (flag 1: divided by
+-- 1 + log(length)); on bench/search_quality.py it beats ts_rank_cd, which scores
+-- proximity of any-term covers: nDCG@10 0.585 vs 0.391. $1 query, $2 how many.
+SELECT c.id, ts_rank(c.tsv, q.q, 1) AS score
 FROM search.chunks c, (SELECT search.any_terms($1) AS q) q
 WHERE c.tenant_id = current_setting('app.tenant_id', true)
   AND c.tsv @@ q.q
