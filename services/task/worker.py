@@ -54,6 +54,7 @@ from services.platform.logs import configure_logging, get_logger
 from services.platform.server import app_dsn
 from services.platform.telemetry import serve_metrics
 from services.task import metrics, states
+from services.task.breaker import ProviderUnavailable
 from services.task.execution import (
     Canceled,
     Downstream,
@@ -75,6 +76,7 @@ PLATFORM_GRANTED_SCOPES = frozenset({"cost:write"})
 COST = frozenset({"cost:write"})  # what releasing a reservation takes
 UNKNOWN = 2
 DEADLINE_EXCEEDED = 4
+UNAVAILABLE = 14
 QUEUE_DEPTH_INTERVAL_SECONDS = 5.0
 
 # Statuses a retry cannot fix (bad input, missing rights, an unpriced model, a
@@ -474,12 +476,20 @@ class Worker:
                 )
             else:
                 await self._retry_or_fail(row, lease, code, message)
+        except ProviderUnavailable as exc:
+            # Not before the provider's breaker lets a call through: a retry into an
+            # open circuit fails at once and only burns the task's attempts.
+            await self._retry_or_fail(row, lease, UNAVAILABLE, str(exc), exc.retry_after_seconds)
         except Exception as exc:
             await self._retry_or_fail(row, lease, UNKNOWN, f"{type(exc).__name__}: {exc}")
         else:
             await self._finish(row, lease, states.COMPLETED, message)
 
-    async def _retry_or_fail(self, row: Row, lease: Lease, code: int, message: str) -> None:
+    async def _retry_or_fail(
+        self, row: Row, lease: Lease, code: int, message: str, not_before: float = 0.0
+    ) -> None:
+        """Back to the queue after a backoff of at least `not_before` seconds, or FAILED
+        once the attempts are used up."""
         attempts, allowed = int(row["attempts"]), int(row["max_attempts"])
         error = {"code": code, "message": message}
         if attempts >= allowed:
@@ -487,7 +497,7 @@ class Worker:
                 row, lease, states.FAILED, f"failed after {attempts} attempts: {message}", error
             )
             return
-        delay = states.backoff_seconds(
+        delay = not_before + states.backoff_seconds(
             attempts, self.config.backoff_base_seconds, self.config.backoff_cap_seconds
         )
         await self._finish(
