@@ -53,6 +53,12 @@ _TRANSIENT_DB_ERRORS = (
     OSError,
 )
 _CONFLICT_DB_ERRORS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+# Text PostgreSQL cannot store (U+0000 in a string or a JSON value): the caller's input is
+# invalid, the service is not at fault.
+_UNSTORABLE_TEXT_ERRORS = (
+    asyncpg.CharacterNotInRepertoireError,
+    asyncpg.UntranslatableCharacterError,
+)
 
 
 class RateLimiter(Protocol):
@@ -142,6 +148,11 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         elif isinstance(exc, _CONFLICT_DB_ERRORS):
             status = status_pb2.Status(
                 code=code_pb2.ABORTED, message="concurrent change conflict; retry the call"
+            )
+        elif isinstance(exc, _UNSTORABLE_TEXT_ERRORS):
+            status = status_pb2.Status(
+                code=code_pb2.INVALID_ARGUMENT,
+                message="a string holds a character that cannot be stored (U+0000)",
             )
         elif isinstance(exc, _TRANSIENT_DB_ERRORS):
             log.warning("database unavailable", request_id=call.request_id, error=str(exc))
@@ -297,6 +308,8 @@ def _code_of(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.DEADLINE_EXCEEDED
     if isinstance(exc, _CONFLICT_DB_ERRORS):
         return grpc.StatusCode.ABORTED
+    if isinstance(exc, _UNSTORABLE_TEXT_ERRORS):
+        return grpc.StatusCode.INVALID_ARGUMENT
     if isinstance(exc, _TRANSIENT_DB_ERRORS):
         return grpc.StatusCode.UNAVAILABLE
     return grpc.StatusCode.INTERNAL
