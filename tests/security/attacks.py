@@ -27,6 +27,7 @@ INJECTIONS = [
     "x' OR tenant_id <> '",
     "$1); SELECT pg_sleep(5); --",
     "\\x00\\u0000",
+    "nul\x00byte",  # a real U+0000: PostgreSQL text and jsonb cannot hold it
     'labels.a = "x" OR 1 = 1',
     "%' UNION SELECT * FROM pg_shadow --",
     "🙂" * 50,

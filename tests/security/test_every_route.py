@@ -962,7 +962,8 @@ class Outcome:
     status: str
     """The gRPC code name, or the HTTP status."""
     error: str
-    """The error as sent (gRPC details, or the REST error body)."""
+    """The error: gRPC details, or the REST error object (from the body, or from the
+    stream's `error` event when the refusal came after the 200)."""
     payload: Any
     """The answer in proto3 JSON: an object, a list for streams, text for CSV."""
     text: str
@@ -1081,7 +1082,7 @@ async def call_rest(world: World, call: RestCall, until: str) -> Outcome:
         status = str(response.status_code)
         if response.status_code >= 400:
             body = (await response.aread()).decode()
-            return Outcome(status, body, None, body)
+            return Outcome(status, json.dumps(json.loads(body)["error"]), None, body)
         kind = response.headers.get("content-type", "")
         if not kind.startswith("text/event-stream"):
             body = (await response.aread()).decode()
@@ -1205,7 +1206,7 @@ async def test_another_tenant_through_the_gateway_sees_nothing_of_the_owner(
         assert outcome.status == expected, outcome
     else:
         assert outcome.status == str(HTTP_STATUS[case.code]), outcome
-        assert json.loads(outcome.error)["error"]["status"] == case.code.name, outcome
+        assert json.loads(outcome.error)["status"] == case.code.name, outcome
     assert_no_leak(world, outcome, call.sent())
     if case.check is not None:
         case.check(world, outcome.payload)
