@@ -106,6 +106,33 @@ async def _start_gateway(compiled: Any, backend: str, workers: int) -> tuple[Any
     raise RuntimeError("gateway did not start")
 
 
+async def _http_floor(calls: int) -> dict[str, float]:
+    """p50/p99 of the same httpx client against bench/http_floor.py (no transcoding)."""
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.http_floor", env={**os.environ, "PORT": str(port)}, cwd=REPO
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    (await client.get("/v1/things/bench")).raise_for_status()
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+
+            async def floor_call() -> None:
+                (await client.get("/v1/things/bench")).raise_for_status()
+
+            return _percentiles(await _latency(floor_call, calls))
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 15)
+
+
 async def main(calls: int, seconds: float, concurrency: int) -> dict[str, Any]:
     compiled = compile_test_protos(Path(tempfile.mkdtemp(prefix="gwbench")))
     backend = await start_backend(compiled)
@@ -149,10 +176,17 @@ async def main(calls: int, seconds: float, concurrency: int) -> dict[str, Any]:
     result["p50_ratio_rest_over_grpc"] = round(
         result["rest_1_worker"]["p50_ms"] / grpc_latency["p50_ms"], 2
     )
+    floor = await _http_floor(calls)
+    rest = result["rest_1_worker"]["p50_ms"]
+    result["http_floor"] = floor
+    result["gateway_p50_over_http_floor_ms"] = round(rest - floor["p50_ms"], 3)
+    result["grpc_p50_over_http_floor"] = round(grpc_latency["p50_ms"] / floor["p50_ms"], 2)
     result["concurrency"] = concurrency
     result["note"] = (
         "client and backend share this process; REST client is httpx (slower than a gRPC stub "
-        "client), so the ratio includes client-side cost"
+        "client), so the ratio includes client-side cost; http_floor is the same client against "
+        "a bare starlette route on the same uvicorn stack (bench/http_floor.py): REST p50 minus "
+        "it is what transcoding plus the gRPC hop add"
     )
     await channel.close()
     await backend.server.stop(0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pool, message_factory
@@ -20,7 +21,7 @@ from google.protobuf.message import Message
 
 from gateway.errors import method_not_allowed, not_found
 from gateway.jsonmap import SCALAR_WKTS, is_repeated, message_name, resolve_path
-from gateway.patterns import PathTemplate, TemplateError, parse_template
+from gateway.patterns import PathTemplate, SegmentKind, TemplateError, parse_template
 from protomesh.common.v1 import options_pb2
 
 HTTP_BODY = "google.api.HttpBody"
@@ -223,14 +224,43 @@ def _check_ambiguity(routes: Sequence[Route]) -> None:
 
 
 class Router:
-    """Finds the route for a method and raw path (most specific match first)."""
+    """Finds the route for a method and raw path (most specific match first).
+
+    Routes are bucketed by their second path segment when it is a literal (the
+    collection in `/v1/documents/...`), so a request tries the routes of its own
+    collection and the few without such a literal, not every route of every
+    service; the order within a bucket is the global specificity order."""
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = sorted(routes, key=lambda r: r.specificity(), reverse=True)
+        keyed = {route: _bucket_key(route.template) for route in self.routes}
+        self._buckets = {
+            key: [r for r in self.routes if keyed[r] in (key, None)]
+            for key in {k for k in keyed.values() if k is not None}
+        }
+        self._unkeyed = [r for r in self.routes if keyed[r] is None]
+
+    def _candidates(self, raw_path: str) -> list[Route]:
+        parts = raw_path.split("/", 3)
+        if len(parts) < 3:
+            return self.routes
+        key = unquote(parts[2])
+        if ":" in key:  # possibly `/v1/things:verb`: the literal is before the verb
+            return self.routes
+        return self._buckets.get(key, self._unkeyed)
 
     def match(self, http_method: str, raw_path: str) -> tuple[Route, dict[str, str]]:
+        candidates = self._candidates(raw_path)
+        if ":" not in raw_path.rpartition("/")[2]:
+            # No custom verb can match, so the first route of this method that
+            # matches is the answer; the full pass below is for verbs, 404 and 405.
+            for route in candidates:
+                if route.http_method == http_method:
+                    values = route.template.match(raw_path)
+                    if values is not None:
+                        return route, values
         matched: list[tuple[Route, dict[str, str]]] = []
-        for route in self.routes:
+        for route in candidates:
             values = route.template.match(raw_path)
             if values is not None:
                 matched.append((route, values))
@@ -244,3 +274,12 @@ class Router:
             if route.http_method == http_method:
                 return route, values
         raise method_not_allowed(http_method, raw_path, [r.http_method for r, _ in matched])
+
+
+def _bucket_key(template: PathTemplate) -> str | None:
+    """The literal every path matching `template` has as its second segment, if any."""
+    segments = template.segments
+    if len(segments) < 2 or segments[0].kind is SegmentKind.DEEP_WILDCARD:
+        return None
+    second = segments[1]
+    return second.literal if second.kind is SegmentKind.LITERAL else None

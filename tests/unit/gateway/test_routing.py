@@ -8,7 +8,7 @@ from google.api import http_pb2
 from google.protobuf import descriptor_pool
 
 from gateway.errors import GatewayError
-from gateway.routing import Router, RuleError, build_routes, method_info, routes_for_rule
+from gateway.routing import Route, Router, RuleError, build_routes, method_info, routes_for_rule
 from tests.integration.gateway.harness import SERVICE, Compiled
 
 
@@ -67,6 +67,45 @@ def test_custom_verb_wins_over_variable_swallowing_it(router: Router) -> None:
     with pytest.raises(GatewayError) as caught:
         router.match("GET", "/v1/things/a:archive")
     assert caught.value.http_status == 405
+
+
+class LinearRouter(Router):
+    """Tries every route: what the bucketed router must agree with."""
+
+    def _candidates(self, raw_path: str) -> list[Route]:
+        return self.routes
+
+
+TRICKY_PATHS = [
+    "/",
+    "/v1",
+    "/v1/",
+    "/v1/th%69ngs/a",  # an encoded literal still names the collection
+    "/v1/things%3Awatch",
+    "/v1/things:",
+    "/v1/echo/x/deep/",
+    "/v1/anon/q",
+    "/v2/things/a",
+    "//things/a",
+    "/v1/files/",
+    "/v1/echo/a:b/deep/c",  # a colon before the last segment is no verb
+    "/v1/things/a:archive/x",
+]
+
+
+@pytest.mark.parametrize("path", sorted({p for _, p, _, _ in ROUTES} | set(TRICKY_PATHS)))
+def test_bucketed_matching_agrees_with_trying_every_route(router: Router, path: str) -> None:
+    linear = LinearRouter(router.routes)
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        assert _outcome(router, method, path) == _outcome(linear, method, path)
+
+
+def _outcome(router: Router, method: str, path: str) -> object:
+    try:
+        route, values = router.match(method, path)
+    except GatewayError as exc:
+        return exc.http_status, dict(exc.headers)
+    return route.operation_id, values
 
 
 def test_policy_is_read_from_the_method_options(router: Router) -> None:
