@@ -22,6 +22,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from gateway.config import GatewayConfig
+from gateway.jsonmap import MAX_JSON_DEPTH
 from tests.cluster import Cluster
 from tests.security.attacks import INJECTIONS, assert_aip193, attack_tokens, openapi_operations
 
@@ -29,8 +31,10 @@ Operation = tuple[str, str, dict[str, Any]]
 VICTIM = "victim"
 CONCURRENCY = 8
 STREAM_READ_SECONDS = 0.5
-MAX_BODY_BYTES = 4 * 1024 * 1024  # GatewayConfig.max_body_bytes
-MAX_JSON_DEPTH = 64  # gateway.jsonmap.MAX_JSON_DEPTH
+MAX_BODY_BYTES = GatewayConfig().max_body_bytes
+PROBE_ID = "sec-probe"
+"""Every path parameter's value: the attacker's own document and budget carry it,
+so hostile updates reach real rows."""
 # Bodies and queries that are valid apart from the field under attack, so hostile
 # values get past the required-field checks to the code that stores and queries.
 VALID_BODIES: dict[str, Any] = {
@@ -72,7 +76,7 @@ class Target:
     """A string of the victim's data that no attacker may ever read."""
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
-        # Bodies are compared as sent: no compression.
+        # `send` rebuilds each response from the bytes it read: ask for them uncompressed.
         headers = {"accept-encoding": "identity"}
         if token:
             headers["authorization"] = f"Bearer {token}"
@@ -91,12 +95,21 @@ async def target(cluster: Cluster) -> Target:
             headers={"authorization": f"Bearer {victim}"},
         )
         assert created.status_code == 201, created.text
+        as_attacker = {"authorization": f"Bearer {attacker}"}
         own = await http.post(
             "/v1/documents",
+            params={"documentId": PROBE_ID},
             json={"title": "attacker", "content": "the attacker's own note"},
-            headers={"authorization": f"Bearer {attacker}"},
+            headers=as_attacker,
         )
         assert own.status_code == 201, own.text
+        budget = await http.post(
+            "/v1/budgets",
+            params={"budgetId": PROBE_ID},
+            json=VALID_BODIES["CostService_CreateBudget"],
+            headers=as_attacker,
+        )
+        assert budget.status_code == 201, budget.text
     return Target(
         cluster, openapi_operations(cluster), attacker, victim, created.json()["name"], marker
     )
@@ -158,7 +171,7 @@ def _streams_events(operation: Operation) -> bool:
 def request_for(
     operation_id: str,
     operation: Operation,
-    path_value: str = "sec-probe",
+    path_value: str = PROBE_ID,
     params: dict[str, str] | None = None,
     body: Any = None,
 ) -> Request:
