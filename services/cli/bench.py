@@ -69,6 +69,12 @@ BENCHES = (
         ("--documents", "300", "--queries", "100"),
     ),
     Bench(
+        "ingest",
+        "write → searchable latency, indexer ingest vs the raw embedder",
+        (),
+        ("--quick",),
+    ),
+    Bench(
         "noisy_tenant",
         "a quiet tenant's latency while another floods",
         (),
