@@ -3,9 +3,10 @@
 Two loops, both background work of the search service:
 
 - `run_feed` streams `DocumentService.WatchChanges(all_tenants, after_sequence
-  = checkpoint)` and applies each change in ONE transaction with the
+  = checkpoint)` and applies the changes that have arrived (one, or up to
+  `apply_batch_size` when the feed is ahead) in ONE transaction with the
   checkpoint (locked first, advanced last): a crash before commit leaves both
-  untouched and the change is streamed again; a change at or below the
+  untouched and the changes are streamed again; a change at or below the
   checkpoint is skipped, so nothing is skipped or applied twice. Chunks land
   with NULL embeddings (keyword-searchable at once), unless their text is
   unchanged and keeps its vector. Heartbeats record the feed's head (for lag).
@@ -19,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC
+from typing import Any, TypeVar
 
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from services.platform.logs import get_logger
@@ -32,15 +34,61 @@ from services.search.embedders import Embedder, EmbeddingError
 from services.search.store import DueChunk, NewChunk, SearchStore
 
 log = get_logger("protomesh.search.indexer")
+T = TypeVar("T")
 
 # after_sequence → the change feed from there (a gRPC stream in the service).
 FeedOpener = Callable[[int], AsyncIterator[doc_pb.WatchChangesResponse]]
+_END = object()
+
+
+async def arrived(feed: AsyncIterator[T], most: int) -> AsyncIterator[list[T]]:
+    """The items of `feed` in lists: each list holds the next item and whatever else
+    had already arrived behind it (at most `most`), so a consumer that keeps up gets
+    one item at a time and one that is behind gets them in bulk. The feed is read
+    ahead by a task of its own, at most `2 * most` items; its failure is raised here
+    after the items before it."""
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2 * most)
+
+    async def read() -> None:
+        try:
+            async for item in feed:
+                await queue.put(item)
+            await queue.put(_END)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # handed to the consumer, raised there
+            await queue.put(exc)
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            batch: list[T] = []
+            item = await queue.get()
+            while True:
+                if item is _END:
+                    if batch:
+                        yield batch
+                    return
+                if isinstance(item, BaseException):
+                    if batch:
+                        yield batch
+                    raise item
+                batch.append(item)
+                if len(batch) >= most or queue.empty():
+                    break
+                item = queue.get_nowait()
+            yield batch
+    finally:
+        reader.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await reader
 
 
 @dataclass(frozen=True)
 class IndexerOptions:
     chunking: ChunkingOptions = field(default_factory=ChunkingOptions)
     embed_batch_size: int = 32
+    apply_batch_size: int = 64  # changes applied per transaction when the feed is ahead
     embed_idle_seconds: float = 2.0  # re-check for due chunks this often when idle
     embed_retry_seconds: float = 5.0  # after a failed batch
     reconnect_base_seconds: float = 0.2
@@ -85,10 +133,11 @@ class Indexer:
             try:
                 checkpoint = await self.store.checkpoint()
                 self.applied_sequence = checkpoint.applied_sequence
-                async for message in self.open_feed(checkpoint.applied_sequence):
+                feed = self.open_feed(checkpoint.applied_sequence)
+                async for messages in arrived(feed, self.options.apply_batch_size):
                     self.connected.set()
                     failures = 0
-                    await self.handle(message)
+                    await self.handle_all(messages)
                 raise ConnectionError("change feed ended")
             except asyncio.CancelledError:
                 raise
@@ -106,47 +155,66 @@ class Indexer:
                 await asyncio.sleep(delay)
 
     async def handle(self, message: doc_pb.WatchChangesResponse) -> None:
-        if message.HasField("heartbeat"):
-            head = message.heartbeat.head_sequence
-            await self.store.record_head(head)
-            self.head_sequence = head
-        elif message.HasField("change"):
-            if await self.apply(message.change):
+        await self.handle_all([message])
+
+    async def handle_all(self, messages: Sequence[doc_pb.WatchChangesResponse]) -> None:
+        """Applies the changes among `messages` in one transaction and records the
+        newest head any heartbeat among them reported."""
+        changes = [m.change for m in messages if m.HasField("change")]
+        heads = [m.heartbeat.head_sequence for m in messages if m.HasField("heartbeat")]
+        if changes:
+            if await self.apply_all(changes):
                 self.embeddings_due.set()
-            self.applied_sequence = max(self.applied_sequence, message.change.sequence)
-            self.head_sequence = max(self.head_sequence, message.change.sequence)
+            newest = max(c.sequence for c in changes)
+            self.applied_sequence = max(self.applied_sequence, newest)
+            self.head_sequence = max(self.head_sequence, newest)
+        if heads:
+            await self.store.record_head(max(heads))
+            self.head_sequence = max(heads)
         metrics.INDEXER_LAG.set(max(0, self.head_sequence - self.applied_sequence))
 
     async def apply(self, change: doc_pb.DocumentChange) -> bool:
         """Applies one change with the checkpoint; False if it was already applied."""
-        tenant = change.tenant_id
-        if not tenant:
-            raise ValueError(f"change {change.sequence} carries no tenant (all_tenants feed?)")
-        chunks: list[NewChunk] = []
-        if change.type != doc_pb.CHANGE_TYPE_DELETED:
-            document = change.document
-            chunks = chunks_of(document.title, document.content, self.options.chunking)
-        async with self.store.indexer_transaction() as conn:
-            applied = await self.store.lock_checkpoint(conn)
-            if change.sequence <= applied:
-                return False
-            if change.type == doc_pb.CHANGE_TYPE_DELETED:
-                await self.store.delete_document(conn, tenant, change.document_name)
-            else:
+        return await self.apply_all([change]) > 0
+
+    async def apply_all(self, changes: Sequence[doc_pb.DocumentChange]) -> int:
+        """Applies `changes` (in feed order) and advances the checkpoint past them, in
+        one transaction; returns how many were new (the rest were applied before)."""
+        planned: list[tuple[doc_pb.DocumentChange, list[NewChunk]]] = []
+        for change in changes:
+            if not change.tenant_id:
+                raise ValueError(f"change {change.sequence} carries no tenant (all_tenants feed?)")
+            chunks: list[NewChunk] = []
+            if change.type != doc_pb.CHANGE_TYPE_DELETED:
                 document = change.document
-                await self.store.replace_chunks(
-                    conn,
-                    tenant,
-                    change.document_name,
-                    chunks,
-                    document.title,
-                    dict(document.labels),
-                    document.update_time.ToDatetime(tzinfo=UTC),
-                    change.sequence,
-                )
-            await self.before_commit(change)
-            await self.store.advance_checkpoint(conn, change.sequence)
-        return True
+                chunks = chunks_of(document.title, document.content, self.options.chunking)
+            planned.append((change, chunks))
+        applied_now = 0
+        async with self.store.indexer_transaction() as conn:
+            checkpoint = await self.store.lock_checkpoint(conn)
+            for change, chunks in planned:
+                if change.sequence <= checkpoint:
+                    continue
+                if change.type == doc_pb.CHANGE_TYPE_DELETED:
+                    await self.store.delete_document(conn, change.tenant_id, change.document_name)
+                else:
+                    document = change.document
+                    await self.store.replace_chunks(
+                        conn,
+                        change.tenant_id,
+                        change.document_name,
+                        chunks,
+                        document.title,
+                        dict(document.labels),
+                        document.update_time.ToDatetime(tzinfo=UTC),
+                        change.sequence,
+                    )
+                await self.before_commit(change)
+                checkpoint = change.sequence
+                applied_now += 1
+            if applied_now:
+                await self.store.advance_checkpoint(conn, checkpoint)
+        return applied_now
 
     async def before_commit(self, change: doc_pb.DocumentChange) -> None:
         """Hook between the chunk writes and the checkpoint (tests inject crashes)."""

@@ -179,3 +179,48 @@ async def test_crashes_and_restarts_apply_every_change_exactly_once(
     finally:
         await pool.close()
         await owner.close()
+
+
+def change(sequence: int, name: str, content: str = "") -> doc_pb.DocumentChange:
+    kind = doc_pb.CHANGE_TYPE_DELETED if not content else doc_pb.CHANGE_TYPE_CREATED
+    message = doc_pb.DocumentChange(
+        sequence=sequence, type=kind, document_name=name, tenant_id="batch-tenant"
+    )
+    if content:
+        message.document.name = name
+        message.document.content = content
+        message.document.update_time.GetCurrentTime()
+    return message
+
+
+async def test_a_batch_of_changes_commits_whole_or_not_at_all(migrated: str) -> None:
+    dsn = await fresh_database(migrated, "search_batch")
+    pool = await create_pool(with_user(dsn, "protomesh_app"), 1, 2)
+    owner = await asyncpg.connect(dsn)
+    try:
+        store = SearchStore(pool)
+        indexer = CrashingIndexer(store, HashingEmbedder(), None, OPTIONS)  # type: ignore[arg-type]
+        indexer.crash_at, indexer.applied_log = {3}, []
+        batch = [
+            change(1, "documents/a", "Alpha words here."),
+            change(2, "documents/b", "Bravo words here."),
+            change(3, "documents/c", "Charlie words here."),
+            change(4, "documents/a"),  # deleted again
+        ]
+
+        with pytest.raises(Crash):
+            await indexer.apply_all(batch)
+        # The changes before the crash were rolled back with it.
+        assert (await store.checkpoint()).applied_sequence == 0
+        assert await owner.fetchval("SELECT count(*) FROM search.chunks") == 0
+
+        assert await indexer.apply_all(batch) == 4
+        assert (await store.checkpoint()).applied_sequence == 4
+        names = await owner.fetch("SELECT DISTINCT document_name FROM search.chunks ORDER BY 1")
+        assert [r["document_name"] for r in names] == ["documents/b", "documents/c"]
+        # Re-delivered with one new change behind it: only the new one is applied.
+        assert await indexer.apply_all([*batch, change(5, "documents/b")]) == 1
+        assert (await store.checkpoint()).applied_sequence == 5
+    finally:
+        await owner.close()
+        await pool.close()
