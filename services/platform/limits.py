@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from services.platform.errors import QuotaViolation, ResourceExhausted
@@ -169,45 +167,6 @@ class FairScheduler:
             del self._waiting[tenant_id]
 
 
-class RunningSlot:
-    """One call's hold on a running slot, which it may lend out while it waits for
-    something that uses no capacity here (`slot_lent`)."""
-
-    def __init__(self, scheduler: FairScheduler, tenant_id: str) -> None:
-        self.scheduler = scheduler
-        self.tenant_id = tenant_id
-        self.held = False
-
-    async def take(self, deadline: float | None = None) -> None:
-        if not self.scheduler.try_enter():
-            await self.scheduler.wait(self.tenant_id, deadline)
-        self.held = True
-
-    def give_back(self) -> None:
-        if self.held:
-            self.held = False
-            self.scheduler.leave()
-
-
-_SLOT: ContextVar[RunningSlot | None] = ContextVar("protomesh_running_slot", default=None)
-
-
-@asynccontextmanager
-async def slot_lent() -> AsyncIterator[None]:
-    """Around a wait that needs nothing from this process (another process to catch
-    up, a timer): the call's running slot serves a waiting call meanwhile, and the
-    call queues for a slot again afterwards, in its tenant's turn."""
-    slot = _SLOT.get()
-    if slot is None or not slot.held:
-        yield
-        return
-    slot.give_back()
-    try:
-        yield
-    finally:
-        await slot.take()
-
-
 class TenantLimits:
     """The chain's rate limiter (`check`) and concurrency limiter (`admit`)."""
 
@@ -273,13 +232,12 @@ class TenantLimits:
         scheduler = self.scheduler
         if scheduler is None or tenant_id == SERVICE_TENANT:
             return release_flight
-        slot = RunningSlot(scheduler, tenant_id)
-        try:
-            await slot.take(deadline)
-        except BaseException:
-            release_flight()
-            raise
-        _SLOT.set(slot)
+        if not scheduler.try_enter():
+            try:
+                await scheduler.wait(tenant_id, deadline)
+            except BaseException:
+                release_flight()
+                raise
         released = False
 
         def release() -> None:
@@ -288,7 +246,7 @@ class TenantLimits:
                 return
             released = True
             release_flight()
-            slot.give_back()
+            scheduler.leave()
 
         return release
 

@@ -20,7 +20,6 @@ from protomesh.search.v1 import search_service_pb2 as pb
 from protomesh.search.v1 import search_service_pb2_grpc as pb_grpc
 from services.platform.context import current_call, principal
 from services.platform.errors import DeadlineExceeded, Unavailable
-from services.platform.limits import slot_lent
 from services.platform.pagination import PageTokens
 from services.search import metrics
 from services.search.embedders import EmbeddingError, GuardedEmbedder, Vector
@@ -242,9 +241,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         remaining = current_call().time_remaining()
         budget = 10.0 if remaining is None else max(remaining - SEARCH_MARGIN_SECONDS, 0.0)
         started = time.monotonic()
-        async with slot_lent():  # waiting on the indexer uses no capacity here
-            caught_up = await self.applied.wait_for(sequence, budget)
-        if caught_up:
+        if await self.applied.wait_for(sequence, budget):
             return
         applied = self.applied.value
         waited = time.monotonic() - started

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from services.platform.errors import ResourceExhausted
 from services.platform.identity import SERVICE_TENANT
-from services.platform.limits import LimitConfig, TenantLimits, parse_rates, slot_lent
+from services.platform.limits import LimitConfig, TenantLimits, parse_rates
 
 READ, WRITE, SEARCH = 1, 2, 3
 
@@ -198,37 +198,3 @@ async def test_the_platform_identity_never_waits() -> None:
     hold = await limiter.admit("t1")
     (await asyncio.wait_for(limiter.admit(SERVICE_TENANT), 1.0))()
     hold()
-
-
-async def test_a_call_lends_its_slot_while_it_waits_on_something_else() -> None:
-    limiter = fair(slots=1)
-    order: list[str] = []
-
-    async def patient() -> None:
-        release = await limiter.admit("reader")
-        async with slot_lent():  # e.g. waiting for the indexer to catch up
-            order.append("lent")
-            await asyncio.sleep(0.02)
-        order.append("back")
-        release()
-
-    async def other() -> None:
-        await asyncio.sleep(0.005)
-        release = await limiter.admit("writer")
-        order.append("writer ran")
-        release()
-
-    await asyncio.gather(asyncio.create_task(patient()), asyncio.create_task(other()))
-
-    assert order == ["lent", "writer ran", "back"]
-    assert limiter.scheduler is not None
-    assert limiter.scheduler.running == 0
-
-
-async def test_lending_without_fair_queueing_is_a_no_op() -> None:
-    limiter = fair(slots=0)
-    release = await limiter.admit("t1")
-    async with slot_lent():
-        assert limiter.in_flight("t1") == 1
-    release()
-    assert limiter.scheduler is None
