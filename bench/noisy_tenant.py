@@ -82,8 +82,6 @@ async def run(owner_dsn: str, data_dir: Path, args: argparse.Namespace) -> dict[
     settings = Settings(data_dir=data_dir, database_url=owner_dsn, db_pool_max=20)
     if args.rate:
         settings = Settings(**{**settings.__dict__, "tenant_rate_limits": args.rate})
-    if args.max_running is not None:
-        settings = Settings(**{**settings.__dict__, "max_running_calls": args.max_running})
     if args.burst is not None:
         settings = Settings(**{**settings.__dict__, "tenant_burst_seconds": args.burst})
     if args.in_flight is not None:
@@ -147,7 +145,6 @@ async def run(owner_dsn: str, data_dir: Path, args: argparse.Namespace) -> dict[
             "tenant_rate_limits": settings.tenant_rate_limits,
             "tenant_max_in_flight": settings.tenant_max_in_flight,
             "tenant_burst_seconds": settings.tenant_burst_seconds,
-            "max_running_calls": settings.max_running_calls,
         },
         "flooders": args.flooders,
         "quiet_alone": before,
@@ -167,7 +164,6 @@ def main() -> None:
     parser.add_argument("--rate", default="", help="tenant_rate_limits (default: settings)")
     parser.add_argument("--in-flight", type=int, default=None, help="tenant_max_in_flight")
     parser.add_argument("--burst", type=float, default=None, help="tenant_burst_seconds")
-    parser.add_argument("--max-running", type=int, default=None, help="max_running_calls")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pmb") as tmp, open(os.devnull, "w") as sink:
         configure_logging("bench", "warning", "json", stream=sink)

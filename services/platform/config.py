@@ -117,13 +117,6 @@ class Settings:
         default=256,
         metadata={"doc": "Calls one tenant may have in flight per replica (0 = unlimited)."},
     )
-    max_running_calls: int = field(
-        default=0,
-        metadata={
-            "doc": "Unary calls a replica runs at once; beyond it calls wait in a queue per "
-            "tenant, let in round-robin (0 = no limit, calls run as they come)."
-        },
-    )
     page_token_secret: str = field(
         default="",
         metadata={

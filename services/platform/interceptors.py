@@ -112,12 +112,11 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         bind_call(call)
         return call, metadata
 
-    async def _admit(
+    def _admit(
         self, call: CallContext, metadata: dict[str, Any], context: grpc.aio.ServicerContext
     ) -> Callable[[], None] | None:
-        """Authenticates and authorizes the call and applies the tenant's limits
-        (waiting for its turn when the process runs all it may); returns the release
-        of its in-flight slot (None when not counted)."""
+        """Authenticates and authorizes the call and applies the tenant's limits;
+        returns the release of its in-flight slot (None when not counted)."""
         info = call.method
         token = bearer_token(metadata.get("authorization"))
         call.principal = self.verifier.verify(token)
@@ -131,7 +130,7 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         call.deadline = absolute_deadline(effective_timeout(context, info))
         if self.limits is not None and not info.server_streaming:
             # Long-lived watches are bounded by their rate class, not by this cap.
-            return await self.limits.admit(tenant, _loop_deadline(call))
+            return self.limits.enter(tenant)
         return None
 
     async def _fail(
@@ -192,7 +191,7 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             code = grpc.StatusCode.OK
             release: Callable[[], None] | None = None
             try:
-                release = await chain._admit(call, metadata, context)
+                release = chain._admit(call, metadata, context)
                 if not info.client_streaming:
                     validation.validate(request_or_iterator)
                 async with asyncio.timeout_at(_loop_deadline(call)):
@@ -223,7 +222,7 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             code = grpc.StatusCode.OK
             release: Callable[[], None] | None = None
             try:
-                release = await chain._admit(call, metadata, context)
+                release = chain._admit(call, metadata, context)
                 if not info.client_streaming:
                     validation.validate(request_or_iterator)
                 async with asyncio.timeout_at(_loop_deadline(call)):

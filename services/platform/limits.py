@@ -3,13 +3,6 @@ rate-limit class) and a cap on each tenant's calls in flight. Both shed load at
 once with RESOURCE_EXHAUSTED (QuotaFailure + RetryInfo) instead of queueing, so
 one noisy tenant cannot take a process's capacity from the others.
 
-Within those limits, a process runs at most `max_running` calls at once (when set);
-calls beyond that wait in one queue per tenant and are let in round-robin, one per
-tenant in turn, as running calls finish. Without it, a tenant with many calls in
-flight fills every FIFO queue a call meets (the database pool's first of all) and
-every other tenant's call waits behind all of them; with it, a quiet tenant's call
-waits for at most one call to finish.
-
 Per process, in memory: with N replicas a tenant gets up to N times the rates (the
 limits protect capacity; budgets, in the cost service, protect money). A bucket
 holds `burst_seconds` worth of its rate and refills continuously; buckets that
@@ -19,9 +12,7 @@ The platform's own service identity is never limited.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -67,13 +58,11 @@ def parse_rates(spec: str) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class LimitConfig:
-    """Requests per minute per tenant and class, the burst, the in-flight cap, and
-    how many calls the process runs at once (0 = no fair queueing)."""
+    """Requests per minute per tenant and class, the burst, and the in-flight cap."""
 
     per_minute: Mapping[str, int] = field(default_factory=lambda: parse_rates(DEFAULT_RATES))
     burst_seconds: float = 60.0
     max_in_flight: int = 256
-    max_running: int = 0
 
     @classmethod
     def from_settings(cls, settings: object) -> LimitConfig:
@@ -81,7 +70,6 @@ class LimitConfig:
             per_minute=parse_rates(str(getattr(settings, "tenant_rate_limits", DEFAULT_RATES))),
             burst_seconds=float(getattr(settings, "tenant_burst_seconds", 60.0)),
             max_in_flight=int(getattr(settings, "tenant_max_in_flight", 256)),
-            max_running=int(getattr(settings, "max_running_calls", 0)),
         )
 
 
@@ -103,72 +91,8 @@ class Bucket:
         return (1.0 - self.tokens) / rate
 
 
-class FairScheduler:
-    """At most `slots` calls run at once; the others wait in a queue per tenant, and
-    each finished call hands its slot to the next tenant in turn (round-robin over
-    the tenants waiting, FIFO within a tenant). Single event loop, no locks."""
-
-    def __init__(self, slots: int) -> None:
-        self.slots = slots
-        self.running = 0
-        self._waiting: OrderedDict[str, deque[asyncio.Future[None]]] = OrderedDict()
-
-    def try_enter(self) -> bool:
-        """Takes a free slot at once, if there is one and nobody is waiting for it."""
-        if self.running < self.slots and not self._waiting:
-            self.running += 1
-            return True
-        return False
-
-    async def wait(self, tenant_id: str, deadline: float | None) -> None:
-        """Waits for a slot handed over by `leave`; TimeoutError at `deadline` (the
-        event loop's clock)."""
-        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(tenant_id, deque()).append(granted)
-        try:
-            async with asyncio.timeout_at(deadline):
-                await granted
-        except BaseException:
-            if granted.done() and not granted.cancelled():
-                self.leave()  # handed a slot just as it gave up: pass it on
-            else:
-                granted.cancel()
-                self._forget(tenant_id, granted)
-            raise
-
-    def leave(self) -> None:
-        """A running call finished: its slot goes to the next waiting tenant."""
-        while self._waiting:
-            tenant_id, queue = next(iter(self._waiting.items()))
-            granted = queue.popleft()
-            if queue:
-                self._waiting.move_to_end(tenant_id)
-            else:
-                del self._waiting[tenant_id]
-            if not granted.done():
-                granted.set_result(None)
-                return
-        self.running -= 1
-
-    def waiting(self, tenant_id: str | None = None) -> int:
-        if tenant_id is not None:
-            return len(self._waiting.get(tenant_id, ()))
-        return sum(len(q) for q in self._waiting.values())
-
-    def _forget(self, tenant_id: str, granted: asyncio.Future[None]) -> None:
-        queue = self._waiting.get(tenant_id)
-        if queue is None:
-            return
-        try:
-            queue.remove(granted)
-        except ValueError:
-            return
-        if not queue:
-            del self._waiting[tenant_id]
-
-
 class TenantLimits:
-    """The chain's rate limiter (`check`) and concurrency limiter (`admit`)."""
+    """The chain's rate limiter (`check`) and concurrency limiter (`enter`)."""
 
     def __init__(self, config: LimitConfig, service: str, clock: Clock = time.monotonic) -> None:
         self.config = config
@@ -177,7 +101,6 @@ class TenantLimits:
         self._buckets: dict[tuple[str, str], Bucket] = {}
         self._in_flight: dict[str, int] = {}
         self._checks = 0
-        self.scheduler = FairScheduler(config.max_running) if config.max_running > 0 else None
 
     # -- rate ---------------------------------------------------------------
 
@@ -222,33 +145,6 @@ class TenantLimits:
             del self._buckets[key]
 
     # -- concurrency --------------------------------------------------------
-
-    async def admit(self, tenant_id: str, deadline: float | None = None) -> Callable[[], None]:
-        """Counts the call against the tenant's in-flight cap (raising when full),
-        then waits its turn for a running slot when the process is at
-        `max_running`; returns the release of both (idempotent). TimeoutError when
-        `deadline` (event loop clock) passes first."""
-        release_flight = self.enter(tenant_id)
-        scheduler = self.scheduler
-        if scheduler is None or tenant_id == SERVICE_TENANT:
-            return release_flight
-        if not scheduler.try_enter():
-            try:
-                await scheduler.wait(tenant_id, deadline)
-            except BaseException:
-                release_flight()
-                raise
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if released:
-                return
-            released = True
-            release_flight()
-            scheduler.leave()
-
-        return release
 
     def enter(self, tenant_id: str) -> Callable[[], None]:
         """Counts one more call in flight for the tenant; returns its release

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -101,100 +99,3 @@ def test_admitted_calls_never_exceed_burst_plus_refill(gaps: list[float]) -> Non
         except ResourceExhausted:
             pass
     assert admitted <= 5 + sum(gaps) + 1e-9
-
-
-# -- fair queueing -------------------------------------------------------------
-
-
-def fair(slots: int = 1, in_flight: int = 8) -> TenantLimits:
-    return TenantLimits(LimitConfig(parse_rates(""), 10.0, in_flight, slots), "test")
-
-
-async def test_calls_beyond_the_running_slots_are_let_in_one_tenant_at_a_time() -> None:
-    limiter = fair(slots=1)
-    first = await limiter.admit("noisy")
-    order: list[str] = []
-
-    async def call(tenant: str, tag: str) -> None:
-        release = await limiter.admit(tenant)
-        order.append(tag)
-        release()
-
-    waiting = [asyncio.create_task(call("noisy", f"noisy-{i}")) for i in range(4)]
-    await asyncio.sleep(0)
-    quiet = asyncio.create_task(call("quiet", "quiet"))
-    await asyncio.sleep(0)
-    assert limiter.scheduler is not None
-    assert limiter.scheduler.waiting("noisy") == 4
-    assert limiter.scheduler.waiting("quiet") == 1
-
-    first()
-    await asyncio.gather(*waiting, quiet)
-
-    # The quiet tenant's one call goes second, not behind the noisy tenant's backlog.
-    assert order == ["noisy-0", "quiet", "noisy-1", "noisy-2", "noisy-3"]
-    assert limiter.scheduler.running == 0
-    assert limiter.in_flight("noisy") == limiter.in_flight("quiet") == 0
-
-
-async def test_a_free_slot_is_taken_at_once_and_release_is_idempotent() -> None:
-    limiter = fair(slots=2)
-    a, b = await limiter.admit("t1"), await limiter.admit("t2")
-    assert limiter.scheduler is not None
-    assert limiter.scheduler.running == 2
-    a()
-    a()
-    assert limiter.scheduler.running == 1
-    b()
-    assert limiter.scheduler.running == 0
-
-
-async def test_a_waiting_call_times_out_at_its_deadline_and_leaves_no_trace() -> None:
-    limiter = fair(slots=1)
-    hold = await limiter.admit("t1")
-    deadline = asyncio.get_running_loop().time() + 0.01
-    with pytest.raises(TimeoutError):
-        await limiter.admit("t2", deadline)
-    assert limiter.scheduler is not None
-    assert limiter.scheduler.waiting() == 0
-    assert limiter.in_flight("t2") == 0
-    hold()
-    assert limiter.scheduler.running == 0
-
-
-async def test_a_call_cancelled_as_it_is_handed_a_slot_passes_the_slot_on() -> None:
-    limiter = fair(slots=1)
-    hold = await limiter.admit("t1")
-    doomed = asyncio.create_task(limiter.admit("t2"))
-    after = asyncio.create_task(limiter.admit("t3"))
-    await asyncio.sleep(0)
-    hold()  # t2 is handed the slot ...
-    doomed.cancel()  # ... and cancelled before it runs
-    release = await after
-    assert limiter.scheduler is not None
-    assert limiter.scheduler.running == 1
-    release()
-    assert limiter.scheduler.running == 0
-    assert limiter.in_flight("t2") == 0
-
-
-async def test_waiting_calls_count_against_the_tenants_in_flight_cap() -> None:
-    limiter = fair(slots=1, in_flight=2)
-    hold = await limiter.admit("other")
-    queued = asyncio.create_task(limiter.admit("noisy"))
-    await asyncio.sleep(0)
-    limiter.enter("noisy")()  # one more fits: the cap is 2
-    queued2 = asyncio.create_task(limiter.admit("noisy"))
-    await asyncio.sleep(0)
-    with pytest.raises(ResourceExhausted):
-        await limiter.admit("noisy")
-    hold()
-    (await queued)()
-    (await queued2)()
-
-
-async def test_the_platform_identity_never_waits() -> None:
-    limiter = fair(slots=1)
-    hold = await limiter.admit("t1")
-    (await asyncio.wait_for(limiter.admit(SERVICE_TENANT), 1.0))()
-    hold()
