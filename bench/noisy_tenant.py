@@ -79,7 +79,7 @@ def flood_process(
 
 async def run(owner_dsn: str, data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     await migrate(owner_dsn)
-    settings = Settings(data_dir=data_dir, database_url=owner_dsn, db_pool_max=20)
+    settings = Settings(data_dir=data_dir, database_url=owner_dsn, db_pool_max=args.pool)
     if args.rate:
         settings = Settings(**{**settings.__dict__, "tenant_rate_limits": args.rate})
     if args.burst is not None:
@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--rate", default="", help="tenant_rate_limits (default: settings)")
     parser.add_argument("--in-flight", type=int, default=None, help="tenant_max_in_flight")
     parser.add_argument("--burst", type=float, default=None, help="tenant_burst_seconds")
+    parser.add_argument("--pool", type=int, default=20, help="db_pool_max")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pmb") as tmp, open(os.devnull, "w") as sink:
         configure_logging("bench", "warning", "json", stream=sink)
