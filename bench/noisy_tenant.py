@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from bench.common import latency_summary
 from protomesh.document.v1 import document_service_pb2 as pb
@@ -49,8 +51,19 @@ async def quiet_latencies(
     return seconds
 
 
+def retry_delay(exc: grpc.aio.AioRpcError) -> float:
+    """The RetryInfo delay a shed call carries (0.1 s when it carries none)."""
+    status = rpc_status.from_call(exc)
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToTimedelta().total_seconds()
+    return 0.1
+
+
 async def flood(
-    target: str, auth: Metadata, name: str, seconds: float, callers: int
+    target: str, auth: Metadata, name: str, seconds: float, callers: int, polite: bool
 ) -> dict[str, int]:
     counts = {"served": 0, "shed": 0, "other_errors": 0}
     deadline = time.monotonic() + seconds
@@ -65,16 +78,19 @@ async def flood(
                 except grpc.aio.AioRpcError as exc:
                     shed = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                     counts["shed" if shed else "other_errors"] += 1
+                    if shed and polite:
+                        await asyncio.sleep(retry_delay(exc))
 
         await asyncio.gather(*(caller() for _ in range(callers)))
     return counts
 
 
 def flood_process(
-    target: str, auth: Metadata, name: str, seconds: float, callers: int, out: Any
+    target: str, auth: Metadata, name: str, seconds: float, callers: int, polite: bool, out: Any
 ) -> None:
-    """The noisy tenant, in a process of its own (as it would be: another client)."""
-    out.put(asyncio.run(flood(target, auth, name, seconds, callers)))
+    """The noisy tenant, in a process of its own (as it would be: another client);
+    polite: a shed caller waits the RetryInfo delay, as a well-behaved client does."""
+    out.put(asyncio.run(flood(target, auth, name, seconds, callers, polite)))
 
 
 async def run(owner_dsn: str, data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -126,6 +142,7 @@ async def run(owner_dsn: str, data_dir: Path, args: argparse.Namespace) -> dict[
                 theirs.name,
                 phase * 3 + 3.0,
                 args.flooders,
+                args.polite,
                 results,
             ),
         )
@@ -147,6 +164,7 @@ async def run(owner_dsn: str, data_dir: Path, args: argparse.Namespace) -> dict[
             "tenant_burst_seconds": settings.tenant_burst_seconds,
         },
         "flooders": args.flooders,
+        "flood_honours_retry_info": args.polite,
         "quiet_alone": before,
         "quiet_with_flood": during,
         "p99_ratio_with_flood_over_alone": ratio,
@@ -165,6 +183,9 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=None, help="tenant_max_in_flight")
     parser.add_argument("--burst", type=float, default=None, help="tenant_burst_seconds")
     parser.add_argument("--pool", type=int, default=20, help="db_pool_max")
+    parser.add_argument(
+        "--polite", action="store_true", help="the flood honours RetryInfo when shed"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pmb") as tmp, open(os.devnull, "w") as sink:
         configure_logging("bench", "warning", "json", stream=sink)
