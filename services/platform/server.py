@@ -10,8 +10,10 @@ servicer (and any background loops) from the shared `Runtime`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,15 @@ from services.platform.policy import service_methods
 from services.platform.telemetry import configure_tracing, serve_metrics
 
 log = get_logger("protomesh.server")
+
+# How shutdown spends its grace period. First health turns NOT_SERVING while the
+# listener still accepts: clients that watch health (gRPC client-side health
+# checking, `protomesh status`) move their calls to a peer instead of having them
+# refused. Last, a reserve for closing pools and loops, so the process is gone
+# within the grace period even when an RPC has to be cut. The drain gets the rest.
+HEALTH_NOTICE_SHARE, HEALTH_NOTICE_MAX_SECONDS = 0.25, 2.0
+TEARDOWN_SHARE, TEARDOWN_MAX_SECONDS = 0.1, 1.0
+STREAM_END_RETRY_SECONDS = 0.05
 
 
 @dataclass
@@ -84,6 +95,92 @@ def token_verifier(settings: Settings) -> TokenVerifier:
     )
 
 
+class StreamDrain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Ends server streams (watches) with UNAVAILABLE once shutdown starts.
+
+    A watch never completes by itself, so draining would only hold the shutdown for
+    the whole grace period and then cut it; ended at once, its client resumes from
+    its cursor on another replica and the process exits as soon as the unary calls
+    it accepted are done."""
+
+    def __init__(self) -> None:
+        self._streams: dict[asyncio.Task[Any], int] = {}  # running → cancels sent
+        self._closing = False
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(details)
+        if handler is None or not handler.response_streaming:
+            return handler
+        serializers = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        drained = self._drained(handler.unary_stream or handler.stream_stream)
+        if handler.unary_stream:
+            wrapped = grpc.unary_stream_rpc_method_handler(drained, **serializers)
+        else:
+            wrapped = grpc.stream_stream_rpc_method_handler(drained, **serializers)
+        self._wrapped[details.method] = wrapped
+        return wrapped
+
+    def _drained(self, inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+        """`inner` ended with UNAVAILABLE on shutdown: an async generator, or a
+        coroutine that answers with `context.write` (like Health.Watch); gRPC tells
+        the two apart by the function, so the wrapper is of the same kind."""
+        if inspect.isasyncgenfunction(inner):
+
+            async def messages(request: Any, context: Any) -> AsyncIterator[Any]:
+                async with self._ended_on_shutdown(context):
+                    async for message in inner(request, context):
+                        yield message
+
+            return messages
+
+        async def writes(request: Any, context: Any) -> Any:
+            async with self._ended_on_shutdown(context):
+                return await inner(request, context)
+
+        return writes
+
+    @contextlib.asynccontextmanager
+    async def _ended_on_shutdown(self, context: Any) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams[task] = 0
+        try:
+            if self._closing:
+                raise asyncio.CancelledError
+            yield
+        except asyncio.CancelledError:
+            for _ in range(self._streams.pop(task, 0)):
+                task.uncancel()
+            if not self._closing or task.cancelling():
+                raise  # the client went away, or the server is stopping hard
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "server shutting down; resume on another replica"
+            )
+        finally:
+            self._streams.pop(task, None)
+
+    def end_streams(self) -> int:
+        """From now on every server stream ends with UNAVAILABLE: cancels those still
+        running (again, when a cancellation was lost, e.g. to Python 3.11's
+        `asyncio.wait_for`); returns how many that was."""
+        self._closing = True
+        for task in self._streams:
+            self._streams[task] += 1
+            task.cancel()
+        return len(self._streams)
+
+
 class ServiceServer:
     """One running service: start, then stop (gracefully) or wait for a signal."""
 
@@ -98,6 +195,7 @@ class ServiceServer:
         self._parts: ServiceParts | None = None
         self._clients: ServiceClients | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._streams = StreamDrain()
 
     async def start(self) -> int:
         settings = self.settings
@@ -115,7 +213,7 @@ class ServiceServer:
             TenantLimits(LimitConfig.from_settings(settings), self.spec.name),
         )
         server = grpc.aio.server(
-            interceptors=[chain],
+            interceptors=[chain, self._streams],
             options=[
                 ("grpc.max_receive_message_length", settings.max_message_bytes),
                 ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -181,12 +279,20 @@ class ServiceServer:
                 await asyncio.sleep(1.0)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health first (NOT_SERVING), then stop accepting, drain in-flight RPCs within the
-        grace period, then background loops and pools."""
+        """Within `grace` seconds: health first (NOT_SERVING) while still serving for
+        a share of it, then stop accepting, end the watches (UNAVAILABLE) and drain
+        the in-flight calls, then background loops and pools."""
         grace = self.settings.grace_period_seconds if grace is None else grace
         await self.health.enter_graceful_shutdown()
         if self._server is not None:
-            await self._server.stop(grace)
+            notice = min(grace * HEALTH_NOTICE_SHARE, HEALTH_NOTICE_MAX_SECONDS)
+            teardown = min(grace * TEARDOWN_SHARE, TEARDOWN_MAX_SECONDS)
+            await asyncio.sleep(notice)
+            stopping = asyncio.ensure_future(self._server.stop(grace - notice - teardown))
+            await asyncio.sleep(0)  # the listener is closed: no stream starts after this
+            while self._streams.end_streams() and not stopping.done():
+                await asyncio.wait({stopping}, timeout=STREAM_END_RETRY_SECONDS)
+            await stopping
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
