@@ -5,8 +5,8 @@ HTTP client closes `GET /v1/tasks/{id}:watch` through the gateway mid-stream.
 Each time, on the real services: the handler ends CANCELLED (the interceptor's
 RPC count), its wake-up subscription is dropped from the service's LISTEN hub,
 no pool connection stays checked out, and after 20 connect/disconnect cycles the
-services hold no more PostgreSQL sessions than before (one more at most: a
-background loop may grow a pool meanwhile; a leak would be one per cycle).
+services hold no session per cycle (pools may grow by a few under background
+work; a leak would add one per cycle).
 
 Through the gateway the upstream call is cancelled while a message is often being
 written, which exposes a defect of the interceptor chain (ABANDONED, xfail)."""
@@ -119,8 +119,9 @@ async def cycles_release_everything(
             f"{method}: {watching(system) - baseline} subscriptions and "
             f"{pool_in_use(system, name)} pool connections left after {CYCLES} disconnects"
         )
-    # No session per cycle (background loops may have grown a pool by one meanwhile).
-    assert await app_sessions(owner) <= sessions + 1
+    # No session per cycle: a leak would add CYCLES; the services' pools may grow by a
+    # few meanwhile under concurrent background work (indexer, sweeper, health checks).
+    assert await app_sessions(owner) < sessions + CYCLES // 4
 
 
 @pytest.mark.timeout(60)
