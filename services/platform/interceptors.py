@@ -21,10 +21,11 @@ reflection) pass through untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
@@ -216,7 +217,7 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def run_stream(
             request_or_iterator: Any, context: Any, inner: Any
-        ) -> AsyncIterator[Any]:
+        ) -> AsyncGenerator[Any, None]:
             started = time.perf_counter()
             call, metadata = chain._start(info, context)
             code = grpc.StatusCode.OK
@@ -225,11 +226,15 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 release = chain._admit(call, metadata, context)
                 if not info.client_streaming:
                     validation.validate(request_or_iterator)
-                async with asyncio.timeout_at(_loop_deadline(call)):
-                    async for response in inner(request_or_iterator, context):
+                async with (
+                    asyncio.timeout_at(_loop_deadline(call)),
+                    contextlib.aclosing(inner(request_or_iterator, context)) as responses,
+                ):
+                    async for response in responses:
                         yield response
                 context.set_trailing_metadata(((REQUEST_ID_HEADER, call.request_id),))
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, GeneratorExit):
+                # GeneratorExit: closed at a `yield` (the caller went away mid-write).
                 code = grpc.StatusCode.CANCELLED
                 raise
             except grpc.aio.AbortError:
@@ -260,16 +265,14 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_stream:
             inner_us = handler.unary_stream
 
-            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                async for response in run_stream(request, context, inner_us):
-                    yield response
+            async def unary_stream(request: Any, context: Any) -> None:
+                await _write_all(run_stream(request, context, inner_us), context)
 
             return grpc.unary_stream_rpc_method_handler(unary_stream, **serializers)
         inner_ss = handler.stream_stream
 
-        async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
-            async for response in run_stream(requests, context, inner_ss):
-                yield response
+        async def stream_stream(requests: Any, context: Any) -> None:
+            await _write_all(run_stream(requests, context, inner_ss), context)
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **serializers)
 
@@ -289,6 +292,19 @@ def _record(call: CallContext, code: grpc.StatusCode, elapsed: float) -> None:
         tenant=principal.tenant_id if principal else None,
         user=principal.user_id if principal else None,
     )
+
+
+async def _write_all(
+    responses: AsyncGenerator[Any, None], context: grpc.aio.ServicerContext
+) -> None:
+    """Sends a streaming handler's responses with `context.write`. A coroutine, not a
+    generator, so that when the call is cancelled mid-write the CancelledError lands
+    here and the handler's generators are closed at once (their subscriptions and
+    connections released, the call counted CANCELLED) rather than abandoned to the
+    garbage collector."""
+    async with contextlib.aclosing(responses):
+        async for response in responses:
+            await context.write(response)
 
 
 def _loop_deadline(call: CallContext) -> float | None:
