@@ -25,7 +25,7 @@ from services.search.embedders import (
 )
 from services.search.freshness import AppliedSequence
 from services.search.indexer import Indexer, IndexerOptions
-from services.search.servicer import CANDIDATES_PER_LEG, SearchServicer
+from services.search.servicer import DEFAULT_DEPTH, LegDepth, SearchServicer
 from services.search.store import SearchStore, VectorTuning
 
 
@@ -56,7 +56,7 @@ def make_spec(
     indexer_options: IndexerOptions | None = None,
     tuning: VectorTuning | None = None,
     run_indexer: bool | None = None,
-    candidates_per_leg: int = CANDIDATES_PER_LEG,
+    depth: LegDepth = DEFAULT_DEPTH,
     guarded: Callable[[Embedder], GuardedEmbedder] = GuardedEmbedder,
 ) -> ServiceSpec:
     """SearchService with its parts (tests pass the hashing embedder and short intervals)."""
@@ -85,7 +85,7 @@ def make_spec(
             PageTokens(page_token_secret(runtime.settings)),
             applied,
             indexer,
-            candidates_per_leg,
+            depth,
         )
         background: list[Callable[[], Coroutine[Any, Any, None]]] = [applied.run]
         if indexer is not None:

@@ -36,9 +36,23 @@ from services.search.ranking import (
 from services.search.store import Filters, SearchStore
 
 DEFAULT_PAGE_SIZE = 10
-# Each leg contributes at most this many candidates to the fusion; results past
-# it are not paged to (documented in docs/search.md).
-CANDIDATES_PER_LEG = 100
+
+
+@dataclass(frozen=True)
+class LegDepth:
+    """How many candidates each leg contributes to the fusion; results past them are
+    not paged to. The keyword leg ranks every match to sort them anyway, so a deeper
+    cut costs nothing measurable (10.7 vs 10.5 ms at 100k chunks) and keeps chunks that
+    are in both legs but deep in the keyword one; a deeper vector leg costs HNSW time
+    (4.2 -> 6.4 ms for 300). Overlap@10 with exact RRF over full legs at 100k chunks
+    (bench/search.py data, 40 queries): 0.82 at 100/100, 0.905 at 300/100, 1.0 at
+    300/300."""
+
+    keyword: int = 300
+    vector: int = 100
+
+
+DEFAULT_DEPTH = LegDepth()
 # Time kept back from a read-your-writes wait for the search itself.
 SEARCH_MARGIN_SECONDS = 0.5
 QUERY_CACHE_SIZE = 1024
@@ -111,14 +125,14 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         page_tokens: PageTokens,
         applied: AppliedSequence,
         indexer: Indexer | None = None,
-        candidates_per_leg: int = CANDIDATES_PER_LEG,
+        depth: LegDepth = DEFAULT_DEPTH,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.page_tokens = page_tokens
         self.applied = applied
         self.indexer = indexer
-        self.candidates_per_leg = candidates_per_leg
+        self.depth = depth
         self.query_vectors = QueryVectors()
 
     # -- RPCs ----------------------------------------------------------------------
@@ -200,16 +214,16 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         if mode in (pb.SEARCH_MODE_HYBRID, pb.SEARCH_MODE_VECTOR):
             query_vector, degraded_reason = await self._query_vector(request.query)
         filters = filters_of(request)
-        limit = self.candidates_per_leg
+        depth = self.depth
         want_keyword = mode != pb.SEARCH_MODE_VECTOR or query_vector is None
         keyword, vector = await self.store.candidates(
-            tenant, request.query, query_vector, limit, filters, keyword=want_keyword
+            tenant, request.query, query_vector, depth.keyword, depth.vector, filters, want_keyword
         )
         if mode == pb.SEARCH_MODE_VECTOR and query_vector is not None and not vector:
             # Nothing embedded yet (or nothing qualifies): keyword, said so.
             degraded_reason = "no chunk matching the filter has an embedding yet"
             keyword, _ = await self.store.candidates(
-                tenant, request.query, None, limit, filters, keyword=True
+                tenant, request.query, None, depth.keyword, depth.vector, filters, True
             )
         ran = mode if not degraded_reason else pb.SEARCH_MODE_KEYWORD
         metrics.QUERIES.labels(_mode_label(mode), _mode_label(ran)).inc()

@@ -108,21 +108,22 @@ class SearchStore:
         tenant: str,
         query: str,
         query_vector: Sequence[float] | None,
-        limit: int,
+        keyword_limit: int,
+        vector_limit: int,
         filters: Filters,
         keyword: bool,
     ) -> tuple[list[LegHit[int]], list[LegHit[int]]]:
-        """(keyword leg, vector leg), each best first, at most `limit` each; a leg not
-        asked for (keyword False / no vector) is empty."""
+        """(keyword leg, vector leg), each best first, at most `keyword_limit` and
+        `vector_limit`; a leg not asked for (keyword False / no vector) is empty."""
         params = filters.params()
         keyword_hits: list[LegHit[int]] = []
         vector_hits: list[LegHit[int]] = []
         async with tenant_transaction(self.pool, tenant) as conn:
             if keyword:
-                rows = await conn.fetch(Q["keyword_candidates"], query, limit, *params)
+                rows = await conn.fetch(Q["keyword_candidates"], query, keyword_limit, *params)
                 keyword_hits = [LegHit(r["id"], float(r["score"])) for r in rows]
             if query_vector is not None:
-                vector_hits = await self._vector_leg(conn, query_vector, limit, params)
+                vector_hits = await self._vector_leg(conn, query_vector, vector_limit, params)
         return keyword_hits, vector_hits
 
     async def _vector_leg(
