@@ -114,6 +114,33 @@ def _json_name(route: Route) -> str:
     return str(field.json_name)
 
 
+async def _admitted(
+    call: Any, read: asyncio.Future[Any], disconnected: asyncio.Future[Any], wait_seconds: float
+) -> set[asyncio.Future[Any]]:
+    """Waits until the stream is known to be accepted before the HTTP status is sent:
+    its first message, or its response headers (protomesh services send them as soon
+    as a stream passes authentication and validation) while the call is still open.
+    A refusal then arrives in time to be the HTTP status. After `wait_seconds`
+    without either (a server that sends headers only with its first message), the
+    stream is taken as accepted."""
+    headers: asyncio.Future[Any] = asyncio.ensure_future(call.initial_metadata())
+    try:
+        done, _ = await asyncio.wait(
+            {read, headers, disconnected},
+            timeout=wait_seconds,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if headers in done and read not in done and call.done():
+            # Headers that came with the status (a refusal): let the read report it.
+            done = await _next(read, disconnected, None)
+        return {f for f in done if f is not headers}
+    finally:
+        if not headers.done():
+            headers.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
+                await headers
+
+
 async def _next(
     read: asyncio.Future[Any], disconnected: asyncio.Future[Any], wait_seconds: float | None
 ) -> set[asyncio.Future[Any]]:
@@ -139,7 +166,10 @@ async def relay_stream(
     raw = route.method.returns_http_body
     read: asyncio.Future[Any] = asyncio.ensure_future(call.read())
     try:
-        done = await _next(read, disconnected, None if raw else options.first_message_seconds)
+        if raw:
+            done = await _next(read, disconnected, None)
+        else:
+            done = await _admitted(call, read, disconnected, options.first_message_seconds)
         if disconnected in done and not read.done():
             return 499
         if read.done():

@@ -226,6 +226,9 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 release = chain._admit(call, metadata, context)
                 if not info.client_streaming:
                     validation.validate(request_or_iterator)
+                # Admitted: say so now (response headers), so a caller such as the
+                # gateway knows the stream is accepted before its first message.
+                await context.send_initial_metadata(((REQUEST_ID_HEADER, call.request_id),))
                 async with (
                     asyncio.timeout_at(_loop_deadline(call)),
                     contextlib.aclosing(inner(request_or_iterator, context)) as responses,

@@ -317,17 +317,6 @@ async def test_a_client_stream_refused_by_its_service_is_401_or_403_never_500(
     await assert_streams_refused(target, _client_streams(target))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "gateway weakness, not fixed here: a server stream's HTTP status is decided by a timer "
-        "(StreamOptions.first_message_seconds, 0.25 s); when the service's UNAUTHENTICATED / "
-        "PERMISSION_DENIED takes longer to arrive (a loaded machine), the gateway has already "
-        "answered 200 text/event-stream and sends the refusal as an `event: error` (no "
-        "WWW-Authenticate, status 200). No data leaks. A fix needs the services to send "
-        "initial metadata once a stream is admitted and gateway/streaming.py to wait for it."
-    ),
-)
 async def test_a_server_stream_refused_by_its_service_is_401_or_403_not_200(
     target: Target,
 ) -> None:
