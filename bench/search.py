@@ -436,6 +436,7 @@ async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
         result["embedder"] = await embedder_throughput()
     finally:
         server_pg.stop()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))  # noqa: ASYNC240
     print(json.dumps(result, indent=2))
 

@@ -161,6 +161,9 @@ async def main_async(args: argparse.Namespace, data_dir: Path, owner_dsn: str) -
         "PROTOMESH_TASK_PORT": str(port),
         "PROTOMESH_LOG_LEVEL": "warning",
         "PROTOMESH_DB_POOL_MAX": "20",
+        # The queue's own throughput is measured here, not the per-tenant limits (the
+        # `expensive` class, CreateTask's, allows 600 a minute by default).
+        "PROTOMESH_TENANT_RATE_LIMITS": "expensive=0",
     }
     service = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.task", env=env)
     try:
