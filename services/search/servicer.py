@@ -43,14 +43,15 @@ class LegDepth:
     """How many candidates each leg contributes to the fusion; results past them are
     not paged to. The keyword leg ranks every match to sort them anyway, so a deeper
     cut costs nothing measurable (10.7 vs 10.5 ms at 100k chunks) and keeps chunks that
-    are in both legs but deep in the keyword one; a deeper vector leg costs HNSW time.
-    Measured at 100k chunks (bench/search.py data, 100 queries), keyword 300: overlap@10
-    with exact RRF over full legs 0.903 / 0.972 / 0.987 / 0.998 with 100 / 150 / 200 /
-    300 vector candidates, the vector leg taking 3.6 / 4.4 / 5.1 / 6.2 ms (0.82 with
-    100 / 100)."""
+    are in both legs but deep in the keyword one. Measured at 100k chunks
+    (bench/search.py data, 100 queries), keyword 300: overlap@10 with exact RRF over
+    full legs 0.903 / 0.972 / 0.998 with 100 / 150 / 300 vector candidates (0.82 with
+    100 / 100), the vector leg taking 3.6 / 4.4 / 6.2 ms. But at 20k chunks (2k per
+    tenant) a vector LIMIT of 150 tips PostgreSQL's plan off the HNSW index: the leg
+    takes 7.6 ms instead of 1.7 and Search 58 ms instead of 7.6, so it stays at 100."""
 
     keyword: int = 300
-    vector: int = 150
+    vector: int = 100
 
 
 DEFAULT_DEPTH = LegDepth()
