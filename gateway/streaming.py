@@ -114,6 +114,26 @@ def _json_name(route: Route) -> str:
     return str(field.json_name)
 
 
+async def response_headers(call: Any, wait_seconds: float) -> Any | None:
+    """The call's response headers once they arrive (empty when the call ended
+    without any: a refusal), or None after `wait_seconds` (a server that sends
+    headers only with its first message)."""
+    headers: asyncio.Future[Any] = asyncio.ensure_future(call.initial_metadata())
+    try:
+        done, _ = await asyncio.wait({headers}, timeout=wait_seconds)
+        if not done:
+            return None
+        try:
+            return headers.result()
+        except grpc.RpcError:
+            return ()
+    finally:
+        if not headers.done():
+            headers.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
+                await headers
+
+
 async def _admitted(
     call: Any, read: asyncio.Future[Any], disconnected: asyncio.Future[Any], wait_seconds: float
 ) -> set[asyncio.Future[Any]]:

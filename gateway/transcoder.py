@@ -34,6 +34,7 @@ from gateway.streaming import (
     StreamOptions,
     negotiate,
     relay_stream,
+    response_headers,
     wait_disconnect,
 )
 
@@ -233,7 +234,13 @@ class Transcoder:
     ) -> int:
         call = self.backends.stub(route.method)(metadata=metadata, timeout=deadline)
         try:
-            await self._pump_lines(route, path_values, query, request, receive, call)
+            # Writing to a call the service has already refused can fail locally and
+            # hide the refusal behind INTERNAL. protomesh services answer with headers
+            # (the request id) as soon as they admit a stream, while a refusal comes
+            # with none: wait for one or the other before writing.
+            headers = await response_headers(call, self.stream_options.first_message_seconds)
+            if headers is None or len(headers):
+                await self._pump_lines(route, path_values, query, request, receive, call)
         except (BindError, GatewayError, bodies.ClientDisconnected):
             call.cancel()
             raise

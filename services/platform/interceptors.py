@@ -193,7 +193,10 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             release: Callable[[], None] | None = None
             try:
                 release = chain._admit(call, metadata, context)
-                if not info.client_streaming:
+                if info.client_streaming:
+                    # Admitted: tell the caller before it sends the stream (see run_stream).
+                    await context.send_initial_metadata(((REQUEST_ID_HEADER, call.request_id),))
+                else:
                     validation.validate(request_or_iterator)
                 async with asyncio.timeout_at(_loop_deadline(call)):
                     response = inner(request_or_iterator, context)

@@ -299,18 +299,6 @@ async def assert_streams_refused(target: Target, streams: dict[str, Operation]) 
                 assert target.marker not in response.text
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "gateway bug, not fixed here: when a service rejects a client-streaming call before "
-        "reading it (bad token, missing scope), the gateway's call.write() can fail with "
-        "grpc.aio's local 'Internal error from Core' (cygrpc InternalError -> "
-        "set_internal_error) before the service's status arrives; grpc.aio then keeps INTERNAL "
-        "as the call's status and the gateway answers 500 instead of 401/403. Seen on ~1% of "
-        "rejected POST /v1/documents:batchCreate calls under concurrency (uvloop); "
-        "gateway/transcoder.py _client_stream needs a way to recover the real status."
-    ),
-)
 async def test_a_client_stream_refused_by_its_service_is_401_or_403_never_500(
     target: Target,
 ) -> None:
