@@ -24,9 +24,10 @@ import asyncio
 import contextlib
 import inspect
 import time
+import types
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol, cast
 
 import asyncpg
 import grpc
@@ -271,14 +272,18 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.unary_stream:
             inner_us = handler.unary_stream
 
-            async def unary_stream(request: Any, context: Any) -> None:
-                await _write_all(run_stream(request, context, inner_us), context)
+            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                async with _closed_with_call(run_stream(request, context, inner_us), context) as rs:
+                    async for response in rs:
+                        yield response
 
             return grpc.unary_stream_rpc_method_handler(unary_stream, **serializers)
         inner_ss = handler.stream_stream
 
-        async def stream_stream(requests: Any, context: Any) -> None:
-            await _write_all(run_stream(requests, context, inner_ss), context)
+        async def stream_stream(requests: Any, context: Any) -> AsyncIterator[Any]:
+            async with _closed_with_call(run_stream(requests, context, inner_ss), context) as rs:
+                async for response in rs:
+                    yield response
 
         return grpc.stream_stream_rpc_method_handler(stream_stream, **serializers)
 
@@ -300,17 +305,31 @@ def _record(call: CallContext, code: grpc.StatusCode, elapsed: float) -> None:
     )
 
 
-async def _write_all(
+@contextlib.asynccontextmanager
+async def _closed_with_call(
     responses: AsyncGenerator[Any, None], context: grpc.aio.ServicerContext
-) -> None:
-    """Sends a streaming handler's responses with `context.write`. A coroutine, not a
-    generator, so that when the call is cancelled mid-write the CancelledError lands
-    here and the handler's generators are closed at once (their subscriptions and
-    connections released, the call counted CANCELLED) rather than abandoned to the
-    garbage collector."""
+) -> AsyncIterator[AsyncGenerator[Any, None]]:
+    """`responses` (a streaming handler's generators), closed when the call ends.
+
+    gRPC cancels a call whose client went away while a message is being written by
+    cancelling its task at the write, outside the handler's generators, which stay
+    suspended at their `yield` until the garbage collector finalizes them (holding
+    subscriptions and connections, and never logging the call). So when the call is
+    done while they are suspended, they are closed at once: GeneratorExit at the
+    `yield`, their cleanup runs and the call is counted CANCELLED. (The handlers stay
+    async generators: wrappers such as OpenTelemetry's iterate them.)"""
+    loop = asyncio.get_running_loop()
+    closing: list[asyncio.Task[None]] = []
+
+    generator = cast(types.AsyncGeneratorType[Any, None], responses)
+
+    def on_done(_context: Any) -> None:
+        if generator.ag_frame is not None and not generator.ag_running:
+            closing.append(loop.create_task(generator.aclose()))
+
+    context.add_done_callback(on_done)
     async with contextlib.aclosing(responses):
-        async for response in responses:
-            await context.write(response)
+        yield responses
 
 
 def _loop_deadline(call: CallContext) -> float | None:
