@@ -302,7 +302,9 @@ async def live_server(app: Starlette) -> AsyncIterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    # A request still open at the end (a client that left a stream hanging) is cut
+    # after a short grace instead of holding the teardown.
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
