@@ -323,9 +323,15 @@ async def _closed_with_call(
 
     generator = cast(types.AsyncGeneratorType[Any, None], responses)
 
+    async def close() -> None:
+        # RuntimeError: it was resumed meanwhile (an __anext__ in flight); the
+        # task's own cancellation ends it then.
+        with contextlib.suppress(RuntimeError):
+            await generator.aclose()
+
     def on_done(_context: Any) -> None:
         if generator.ag_frame is not None and not generator.ag_running:
-            closing.append(loop.create_task(generator.aclose()))
+            closing.append(loop.create_task(close()))
 
     context.add_done_callback(on_done)
     async with contextlib.aclosing(responses):
