@@ -7,6 +7,8 @@ tenant is always the verified caller's.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -29,6 +31,7 @@ from services.search.ranking import (
     DEFAULT_RRF_K,
     DEFAULT_WEIGHT,
     Fused,
+    LegHit,
     parse_headline,
     rrf,
     single_leg,
@@ -211,22 +214,40 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         page_size = request.page_size if request.HasField("page_size") else DEFAULT_PAGE_SIZE
         mode = request.mode or pb.SEARCH_MODE_HYBRID
 
-        degraded_reason = ""
-        query_vector: Vector | None = None
-        if mode in (pb.SEARCH_MODE_HYBRID, pb.SEARCH_MODE_VECTOR):
-            query_vector, degraded_reason = await self._query_vector(request.query)
         filters = filters_of(request)
         depth = self.depth
-        want_keyword = mode != pb.SEARCH_MODE_VECTOR or query_vector is None
-        keyword, vector = await self.store.candidates(
-            tenant, request.query, query_vector, depth.keyword, depth.vector, filters, want_keyword
-        )
-        if mode == pb.SEARCH_MODE_VECTOR and query_vector is not None and not vector:
-            # Nothing embedded yet (or nothing qualifies): keyword, said so.
-            degraded_reason = "no chunk matching the filter has an embedding yet"
-            keyword, _ = await self.store.candidates(
-                tenant, request.query, None, depth.keyword, depth.vector, filters, True
+        degraded_reason = ""
+        # The keyword leg needs no vector: it runs while the query is embedded and the
+        # vector leg runs (each on a connection of its own).
+        keyword_leg = (
+            asyncio.ensure_future(
+                self.store.keyword_leg(tenant, request.query, depth.keyword, filters)
             )
+            if mode != pb.SEARCH_MODE_VECTOR
+            else None
+        )
+        try:
+            query_vector: Vector | None = None
+            if mode in (pb.SEARCH_MODE_HYBRID, pb.SEARCH_MODE_VECTOR):
+                query_vector, degraded_reason = await self._query_vector(request.query)
+            vector: list[LegHit[int]] = []
+            if query_vector is not None:
+                vector = await self.store.vector_leg(tenant, query_vector, depth.vector, filters)
+            if keyword_leg is not None:
+                keyword = await keyword_leg
+            else:  # VECTOR mode: keyword only when the vector leg cannot answer
+                if query_vector is not None and not vector:
+                    degraded_reason = "no chunk matching the filter has an embedding yet"
+                keyword = (
+                    await self.store.keyword_leg(tenant, request.query, depth.keyword, filters)
+                    if degraded_reason
+                    else []
+                )
+        finally:
+            if keyword_leg is not None and not keyword_leg.done():
+                keyword_leg.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await keyword_leg
         ran = mode if not degraded_reason else pb.SEARCH_MODE_KEYWORD
         metrics.QUERIES.labels(_mode_label(mode), _mode_label(ran)).inc()
         if degraded_reason:

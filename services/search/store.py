@@ -103,28 +103,21 @@ class SearchStore:
 
     # -- search (tenant transactions) -------------------------------------------
 
-    async def candidates(
-        self,
-        tenant: str,
-        query: str,
-        query_vector: Sequence[float] | None,
-        keyword_limit: int,
-        vector_limit: int,
-        filters: Filters,
-        keyword: bool,
-    ) -> tuple[list[LegHit[int]], list[LegHit[int]]]:
-        """(keyword leg, vector leg), each best first, at most `keyword_limit` and
-        `vector_limit`; a leg not asked for (keyword False / no vector) is empty."""
-        params = filters.params()
-        keyword_hits: list[LegHit[int]] = []
-        vector_hits: list[LegHit[int]] = []
+    async def keyword_leg(
+        self, tenant: str, query: str, limit: int, filters: Filters
+    ) -> list[LegHit[int]]:
+        """The full-text leg, best first, at most `limit` (a transaction of its own, so
+        it can run beside the query's embedding and the vector leg)."""
         async with tenant_transaction(self.pool, tenant) as conn:
-            if keyword:
-                rows = await conn.fetch(Q["keyword_candidates"], query, keyword_limit, *params)
-                keyword_hits = [LegHit(r["id"], float(r["score"])) for r in rows]
-            if query_vector is not None:
-                vector_hits = await self._vector_leg(conn, query_vector, vector_limit, params)
-        return keyword_hits, vector_hits
+            rows = await conn.fetch(Q["keyword_candidates"], query, limit, *filters.params())
+        return [LegHit(r["id"], float(r["score"])) for r in rows]
+
+    async def vector_leg(
+        self, tenant: str, vector: Sequence[float], limit: int, filters: Filters
+    ) -> list[LegHit[int]]:
+        """The vector leg, best first, at most `limit`."""
+        async with tenant_transaction(self.pool, tenant) as conn:
+            return await self._vector_leg(conn, vector, limit, filters.params())
 
     async def _vector_leg(
         self, conn: Connection, vector: Sequence[float], limit: int, params: tuple[Any, ...]
