@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -114,12 +114,24 @@ def _json_name(route: Route) -> str:
     return str(field.json_name)
 
 
+@contextlib.asynccontextmanager
+async def _headers_of(call: Any) -> AsyncIterator[asyncio.Future[Any]]:
+    """A future of the call's response headers, cancelled if still waiting at exit."""
+    headers: asyncio.Future[Any] = asyncio.ensure_future(call.initial_metadata())
+    try:
+        yield headers
+    finally:
+        if not headers.done():
+            headers.cancel()
+            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
+                await headers
+
+
 async def response_headers(call: Any, wait_seconds: float) -> Any | None:
     """The call's response headers once they arrive (empty when the call ended
     without any: a refusal), or None after `wait_seconds` (a server that sends
     headers only with its first message)."""
-    headers: asyncio.Future[Any] = asyncio.ensure_future(call.initial_metadata())
-    try:
+    async with _headers_of(call) as headers:
         done, _ = await asyncio.wait({headers}, timeout=wait_seconds)
         if not done:
             return None
@@ -127,11 +139,6 @@ async def response_headers(call: Any, wait_seconds: float) -> Any | None:
             return headers.result()
         except grpc.RpcError:
             return ()
-    finally:
-        if not headers.done():
-            headers.cancel()
-            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
-                await headers
 
 
 async def _admitted(
@@ -143,8 +150,7 @@ async def _admitted(
     A refusal then arrives in time to be the HTTP status. After `wait_seconds`
     without either (a server that sends headers only with its first message), the
     stream is taken as accepted."""
-    headers: asyncio.Future[Any] = asyncio.ensure_future(call.initial_metadata())
-    try:
+    async with _headers_of(call) as headers:
         done, _ = await asyncio.wait(
             {read, headers, disconnected},
             timeout=wait_seconds,
@@ -154,11 +160,6 @@ async def _admitted(
             # Headers that came with the status (a refusal): let the read report it.
             done = await _next(read, disconnected, None)
         return {f for f in done if f is not headers}
-    finally:
-        if not headers.done():
-            headers.cancel()
-            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
-                await headers
 
 
 async def _next(
