@@ -70,18 +70,11 @@ class RateLimiter(Protocol):
         """Returns, or raises ResourceExhausted with a retry delay."""
 
 
-class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    def __init__(
-        self,
-        methods: dict[str, MethodInfo],
-        verifier: TokenVerifier,
-        rate_limiter: RateLimiter | None = None,
-        limits: TenantLimits | None = None,
-    ) -> None:
-        self.methods = methods
-        self.verifier = verifier
-        self.rate_limiter = rate_limiter
-        self.limits = limits
+class WrappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """An interceptor that wraps a method's handler once and serves the wrapper from
+    then on; `wrap` returns None for handlers it leaves alone."""
+
+    def __init__(self) -> None:
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -93,12 +86,33 @@ class ServerChain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if wrapped is not None:
             return wrapped
         handler = await continuation(details)
-        info = self.methods.get(details.method)
-        if handler is None or info is None:
+        wrapped = None if handler is None else self.wrap(details.method, handler)
+        if wrapped is None:
             return handler
-        wrapped = self._wrap(handler, info)
         self._wrapped[details.method] = wrapped
         return wrapped
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler | None:
+        raise NotImplementedError
+
+
+class ServerChain(WrappingInterceptor):
+    def __init__(
+        self,
+        methods: dict[str, MethodInfo],
+        verifier: TokenVerifier,
+        rate_limiter: RateLimiter | None = None,
+        limits: TenantLimits | None = None,
+    ) -> None:
+        super().__init__()
+        self.methods = methods
+        self.verifier = verifier
+        self.rate_limiter = rate_limiter
+        self.limits = limits
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler | None:
+        info = self.methods.get(method)
+        return None if info is None else self._wrap(handler, info)
 
     # -- the steps, in order -------------------------------------------------
 

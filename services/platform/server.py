@@ -28,7 +28,7 @@ from services.platform.clients import ServiceClients
 from services.platform.config import Settings
 from services.platform.db import APP_ROLE, Pool, create_pool, with_user
 from services.platform.identity import ServiceIdentity
-from services.platform.interceptors import RateLimiter, ServerChain
+from services.platform.interceptors import RateLimiter, ServerChain, WrappingInterceptor
 from services.platform.limits import LimitConfig, TenantLimits
 from services.platform.logs import configure_logging, get_logger
 from services.platform.policy import service_methods
@@ -95,7 +95,7 @@ def token_verifier(settings: Settings) -> TokenVerifier:
     )
 
 
-class StreamDrain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class StreamDrain(WrappingInterceptor):
     """Ends server streams (watches) with UNAVAILABLE once shutdown starts.
 
     A watch never completes by itself, so draining would only hold the shutdown for
@@ -104,32 +104,21 @@ class StreamDrain(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     it accepted are done."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._streams: dict[asyncio.Task[Any], int] = {}  # running → cancels sent
         self._closing = False
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        wrapped = self._wrapped.get(details.method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(details)
-        if handler is None or not handler.response_streaming:
-            return handler
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler | None:
+        if not handler.response_streaming:
+            return None
         serializers = {
             "request_deserializer": handler.request_deserializer,
             "response_serializer": handler.response_serializer,
         }
         drained = self._drained(handler.unary_stream or handler.stream_stream)
         if handler.unary_stream:
-            wrapped = grpc.unary_stream_rpc_method_handler(drained, **serializers)
-        else:
-            wrapped = grpc.stream_stream_rpc_method_handler(drained, **serializers)
-        self._wrapped[details.method] = wrapped
-        return wrapped
+            return grpc.unary_stream_rpc_method_handler(drained, **serializers)
+        return grpc.stream_stream_rpc_method_handler(drained, **serializers)
 
     def _drained(self, inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         """`inner` ended with UNAVAILABLE on shutdown: an async generator, or a
