@@ -23,7 +23,6 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -51,6 +50,7 @@ from services.task.worker import Worker, WorkerConfig, build_worker, create_work
 from tests.conftest import Mint, bearer, running
 from tests.integration.gateway.harness import live_server
 from tests.integration.search.conftest import FAST_INDEXER, fresh_database
+from tests.integration.task.conftest import FAST
 
 Metadata = tuple[tuple[str, str], ...]
 PRICED_MODEL = "gpt-4o-mini"  # in the shipped price book, so metering admits it
@@ -261,17 +261,7 @@ async def owner(system: System) -> AsyncIterator[asyncpg.Connection]:
 
 # -- workers ---------------------------------------------------------------------------------
 
-FAST_WORKER = WorkerConfig(
-    count=2,
-    lease_seconds=1.5,
-    heartbeat_seconds=0.3,
-    poll_seconds=0.5,
-    reap_seconds=0.3,
-    backoff_base_seconds=0.05,
-    backoff_cap_seconds=0.2,
-    cancel_grace_seconds=1.0,
-    shutdown_grace_seconds=0.5,
-)
+FAST_WORKER = dataclasses.replace(FAST, count=2)  # the task suite's short timings
 # The same timing for a worker process (PROTOMESH_TASK_* as WorkerConfig.from_env reads).
 FAST_WORKER_ENV = {
     f"PROTOMESH_TASK_{name.upper()}": str(getattr(FAST_WORKER, name))
@@ -419,17 +409,6 @@ async def child(argv: list[str], env: Mapping[str, str], log_path: Path) -> Asyn
         if process.returncode is None:
             process.send_signal(signal.SIGKILL)
             await asyncio.wait_for(process.wait(), 10)
-
-
-async def serving(address: str) -> bool:
-    async with grpc.aio.insecure_channel(address) as channel:
-        try:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1.0
-            )
-        except grpc.aio.AioRpcError:
-            return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 @pytest.fixture

@@ -26,10 +26,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protomesh.document.v1 import document_service_pb2 as pb
 from protomesh.document.v1 import document_service_pb2_grpc as pb_grpc
-from services.cli.launcher import free_ports
+from services.cli.launcher import free_ports, grpc_serving
 from services.platform.clients import service_config
 from tests.conftest import Mint, bearer
-from tests.faults.conftest import Process, System, child, eventually, serving
+from tests.faults.conftest import Process, System, child, eventually
 
 GRACE_SECONDS = 5.0  # room for a loaded CI machine; the notice is a quarter of it
 LOADERS = 8
@@ -48,7 +48,7 @@ async def document_service(
     )
     address = f"127.0.0.1:{port}"
     async with child(["-m", "services.document"], env, log_path) as process:
-        await eventually(lambda: serving(address), within=30, every=0.1, what=f"{address} up")
+        await eventually(lambda: grpc_serving(address), within=30, every=0.1, what=f"{address} up")
         yield process, address
 
 

@@ -4,6 +4,7 @@ the contracts themselves (so a new RPC or route cannot escape the suite)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -112,3 +113,29 @@ def assert_aip193(response: httpx.Response, status: int) -> dict[str, Any]:
     assert error["status"].isupper(), error
     assert isinstance(error.get("details", []), list), error
     return error
+
+
+async def call_mcp_tool(
+    http: httpx.AsyncClient,
+    tool: str,
+    arguments: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST /mcp tools/call (stateless Streamable HTTP), as an agent host would."""
+    return await http.post(
+        "/mcp",
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments},
+        },
+        headers={**(headers or {}), "accept": "application/json, text/event-stream"},
+    )
+
+
+def mcp_result(response: httpx.Response) -> dict[str, Any]:
+    """The tools/call result carried by a 200 answer's one SSE data line."""
+    (data,) = [line for line in response.text.splitlines() if line.startswith("data: ")]
+    result: dict[str, Any] = json.loads(data.removeprefix("data: "))["result"]
+    return result

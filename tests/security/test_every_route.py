@@ -43,7 +43,14 @@ from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.task.v1 import task_service_pb2 as task_pb
 from tests.cluster import Cluster
 from tests.conftest import ALL_SCOPES, bearer
-from tests.security.attacks import SERVICE_KEYS, attack_tokens, grpc_methods, openapi_operations
+from tests.security.attacks import (
+    SERVICE_KEYS,
+    attack_tokens,
+    call_mcp_tool,
+    grpc_methods,
+    mcp_result,
+    openapi_operations,
+)
 
 Ids = Mapping[str, str]
 Build = Callable[[Ids], Message | list[Message]]
@@ -1230,20 +1237,9 @@ async def test_every_rpc_refuses_every_attack_token_on_its_port(
 async def _mcp_call(
     http: httpx.AsyncClient, tool: str, arguments: dict[str, Any]
 ) -> dict[str, Any]:
-    response = await http.post(
-        "/mcp",
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "tools/call",
-            "params": {"name": tool, "arguments": arguments},
-        },
-        headers={"accept": "application/json, text/event-stream"},
-    )
+    response = await call_mcp_tool(http, tool, arguments)
     assert response.status_code == 200, response.text
-    (data,) = [line for line in response.text.splitlines() if line.startswith("data: ")]
-    result: dict[str, Any] = json.loads(data.removeprefix("data: "))["result"]
-    return result
+    return mcp_result(response)
 
 
 async def test_mcp_tools_do_not_reach_another_tenants_data(world: World) -> None:

@@ -25,7 +25,14 @@ import pytest
 from gateway.config import GatewayConfig
 from gateway.jsonmap import MAX_JSON_DEPTH
 from tests.cluster import Cluster
-from tests.security.attacks import INJECTIONS, assert_aip193, attack_tokens, openapi_operations
+from tests.security.attacks import (
+    INJECTIONS,
+    assert_aip193,
+    attack_tokens,
+    call_mcp_tool,
+    mcp_result,
+    openapi_operations,
+)
 
 Operation = tuple[str, str, dict[str, Any]]
 VICTIM = "victim"
@@ -323,16 +330,7 @@ async def test_a2a_and_mcp_refuse_attack_tokens(target: Target) -> None:
                 assert refused.status_code == 401, (name, url, refused.text)
                 assert refused.headers["www-authenticate"].startswith("Bearer"), name
                 assert target.marker not in refused.text, name
-            mcp = await http.post(
-                "/mcp",
-                json={
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "tools/call",
-                    "params": {"name": "list_documents", "arguments": {}},
-                },
-                headers={**headers, "accept": "application/json, text/event-stream"},
-            )
+            mcp = await call_mcp_tool(http, "list_documents", {}, headers)
             assert target.marker not in mcp.text, name
             if not token:
                 assert mcp.status_code == 401, mcp.text
@@ -341,8 +339,7 @@ async def test_a2a_and_mcp_refuse_attack_tokens(target: Target) -> None:
             # A present token is checked by the services: the tool call fails with
             # their status (documented in gateway/mcp_http.py).
             assert mcp.status_code == 200, (name, mcp.text)
-            (data,) = [line for line in mcp.text.splitlines() if line.startswith("data: ")]
-            result = json.loads(data.removeprefix("data: "))["result"]
+            result = mcp_result(mcp)
             assert result["isError"], (name, result)
             assert result["content"][0]["text"].startswith("UNAUTHENTICATED"), (name, result)
 
