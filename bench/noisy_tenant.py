@@ -95,13 +95,17 @@ def flood_process(
 
 async def run(owner_dsn: str, data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
     await migrate(owner_dsn)
-    settings = Settings(data_dir=data_dir, database_url=owner_dsn, db_pool_max=args.pool)
-    if args.rate:
-        settings = Settings(**{**settings.__dict__, "tenant_rate_limits": args.rate})
-    if args.burst is not None:
-        settings = Settings(**{**settings.__dict__, "tenant_burst_seconds": args.burst})
-    if args.in_flight is not None:
-        settings = Settings(**{**settings.__dict__, "tenant_max_in_flight": args.in_flight})
+    limits = {
+        "tenant_rate_limits": args.rate or None,
+        "tenant_burst_seconds": args.burst,
+        "tenant_max_in_flight": args.in_flight,
+    }
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=owner_dsn,
+        db_pool_max=args.pool,
+        **{name: value for name, value in limits.items() if value is not None},
+    )
     ensure_dev_key(data_dir)
     key = load_key(data_dir / "dev-signing-key.pem")
 
