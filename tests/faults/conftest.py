@@ -144,7 +144,7 @@ class ModelProvider:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def provider_server() -> AsyncIterator[ModelProvider]:
     provider = ModelProvider()
     async with live_server(provider.app()) as url:
@@ -221,13 +221,13 @@ def observed(spec: ServiceSpec, servicers: dict[str, Any]) -> ServiceSpec:
     return dataclasses.replace(spec, build=keep)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def faults_db(migrated: str) -> str:
     """Owner DSN of a database only this suite uses (its queue, feed and sessions)."""
     return await fresh_database(migrated, "faults")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def system(settings: Settings, faults_db: str) -> AsyncIterator[System]:
     servicers: dict[str, Any] = {}
     local = dataclasses.replace(settings, database_url=faults_db, grace_period_seconds=1.0)
@@ -251,7 +251,7 @@ async def system(settings: Settings, faults_db: str) -> AsyncIterator[System]:
         yield System(local, faults_db, servers, channels, servicers)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def owner(system: System) -> AsyncIterator[asyncpg.Connection]:
     """A connection as the database owner (bypasses row-level security)."""
     conn = await asyncpg.connect(system.owner_dsn)
@@ -275,7 +275,7 @@ def generator_for(provider: ModelProvider, **options: Any) -> OpenAICompatibleGe
     return OpenAICompatibleGenerator(provider.url, PRICED_MODEL, **options)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def worker_pool(system: System) -> AsyncIterator[Any]:
     pool = await create_worker_pool(system.settings, 8)
     yield pool
