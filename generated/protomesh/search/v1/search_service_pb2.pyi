@@ -156,7 +156,7 @@ class GetIndexStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class IndexStatus(_message.Message):
-    __slots__ = ("applied_sequence", "head_sequence", "lag", "document_count", "chunk_count", "pending_embedding_count", "embedder_model", "embedding_dimensions", "degraded", "degraded_reason", "last_applied_time")
+    __slots__ = ("applied_sequence", "head_sequence", "lag", "document_count", "chunk_count", "pending_embedding_count", "embedder_model", "embedding_dimensions", "degraded", "degraded_reason", "last_applied_time", "chunker_version", "outdated_document_count", "rebuild_pending_document_count")
     APPLIED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     HEAD_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     LAG_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +168,9 @@ class IndexStatus(_message.Message):
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_REASON_FIELD_NUMBER: _ClassVar[int]
     LAST_APPLIED_TIME_FIELD_NUMBER: _ClassVar[int]
+    CHUNKER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    OUTDATED_DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REBUILD_PENDING_DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     applied_sequence: int
     head_sequence: int
     lag: int
@@ -179,14 +182,19 @@ class IndexStatus(_message.Message):
     degraded: bool
     degraded_reason: str
     last_applied_time: _timestamp_pb2.Timestamp
-    def __init__(self, applied_sequence: _Optional[int] = ..., head_sequence: _Optional[int] = ..., lag: _Optional[int] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ..., pending_embedding_count: _Optional[int] = ..., embedder_model: _Optional[str] = ..., embedding_dimensions: _Optional[int] = ..., degraded: _Optional[bool] = ..., degraded_reason: _Optional[str] = ..., last_applied_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    chunker_version: int
+    outdated_document_count: int
+    rebuild_pending_document_count: int
+    def __init__(self, applied_sequence: _Optional[int] = ..., head_sequence: _Optional[int] = ..., lag: _Optional[int] = ..., document_count: _Optional[int] = ..., chunk_count: _Optional[int] = ..., pending_embedding_count: _Optional[int] = ..., embedder_model: _Optional[str] = ..., embedding_dimensions: _Optional[int] = ..., degraded: _Optional[bool] = ..., degraded_reason: _Optional[str] = ..., last_applied_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., chunker_version: _Optional[int] = ..., outdated_document_count: _Optional[int] = ..., rebuild_pending_document_count: _Optional[int] = ...) -> None: ...
 
 class ReindexTenantRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class ReindexTenantResponse(_message.Message):
-    __slots__ = ("queued_chunk_count",)
+    __slots__ = ("queued_chunk_count", "rebuild_document_count")
     QUEUED_CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REBUILD_DOCUMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
     queued_chunk_count: int
-    def __init__(self, queued_chunk_count: _Optional[int] = ...) -> None: ...
+    rebuild_document_count: int
+    def __init__(self, queued_chunk_count: _Optional[int] = ..., rebuild_document_count: _Optional[int] = ...) -> None: ...

@@ -91,9 +91,12 @@ class SearchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReindexTenant(self, request, context):
-        """Re-embeds every chunk of the caller's tenant (for example after a change
-        of embedding model). Searches keep answering from the previous
-        embeddings until each chunk's new one is stored.
+        """Rebuilds the caller's index: documents chunked by an older chunker
+        (IndexStatus.outdated_document_count) are fetched from the documents
+        service, re-chunked and embedded in the background, and each document's
+        new chunks replace its old ones in one transaction; every other chunk is
+        re-embedded (for example after a change of embedding model). Searches
+        keep answering from the previous chunks and embeddings throughout.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

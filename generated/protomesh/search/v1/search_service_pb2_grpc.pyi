@@ -50,9 +50,12 @@ class SearchServiceStub:
     the state of the caller's part of it.
     """
     ReindexTenant: _grpc.UnaryUnaryMultiCallable[_search_service_pb2.ReindexTenantRequest, _search_service_pb2.ReindexTenantResponse]
-    """Re-embeds every chunk of the caller's tenant (for example after a change
-    of embedding model). Searches keep answering from the previous
-    embeddings until each chunk's new one is stored.
+    """Rebuilds the caller's index: documents chunked by an older chunker
+    (IndexStatus.outdated_document_count) are fetched from the documents
+    service, re-chunked and embedded in the background, and each document's
+    new chunks replace its old ones in one transaction; every other chunk is
+    re-embedded (for example after a change of embedding model). Searches
+    keep answering from the previous chunks and embeddings throughout.
     """
 
 @_typing.type_check_only
@@ -77,9 +80,12 @@ class SearchServiceAsyncStub(SearchServiceStub):
     the state of the caller's part of it.
     """
     ReindexTenant: _aio.UnaryUnaryMultiCallable[_search_service_pb2.ReindexTenantRequest, _search_service_pb2.ReindexTenantResponse]  # type: ignore[assignment]
-    """Re-embeds every chunk of the caller's tenant (for example after a change
-    of embedding model). Searches keep answering from the previous
-    embeddings until each chunk's new one is stored.
+    """Rebuilds the caller's index: documents chunked by an older chunker
+    (IndexStatus.outdated_document_count) are fetched from the documents
+    service, re-chunked and embedded in the background, and each document's
+    new chunks replace its old ones in one transaction; every other chunk is
+    re-embedded (for example after a change of embedding model). Searches
+    keep answering from the previous chunks and embeddings throughout.
     """
 
 class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -125,9 +131,12 @@ class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _search_service_pb2.ReindexTenantRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_search_service_pb2.ReindexTenantResponse, _abc.Awaitable[_search_service_pb2.ReindexTenantResponse]]:
-        """Re-embeds every chunk of the caller's tenant (for example after a change
-        of embedding model). Searches keep answering from the previous
-        embeddings until each chunk's new one is stored.
+        """Rebuilds the caller's index: documents chunked by an older chunker
+        (IndexStatus.outdated_document_count) are fetched from the documents
+        service, re-chunked and embedded in the background, and each document's
+        new chunks replace its old ones in one transaction; every other chunk is
+        re-embedded (for example after a change of embedding model). Searches
+        keep answering from the previous chunks and embeddings throughout.
         """
 
 def add_SearchServiceServicer_to_server(servicer: SearchServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
