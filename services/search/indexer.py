@@ -14,13 +14,20 @@ Two loops, both background work of the search service:
 - `run_embeddings` fills in vectors of chunks not yet (or no longer) fresh, in
   batches, outside any transaction; a failed batch stays NULL and is retried
   after a backoff (the embedder's breaker keeps it from hammering a provider).
+- `run_rebuilds` re-chunks the documents of tenants that asked for it
+  (`ReindexTenant`) whose chunks an older chunker made: it fetches them from
+  the documents service, chunks and embeds them outside any transaction, then
+  swaps each document's chunks in one transaction with the checkpoint locked,
+  unless the feed rewrote the document meanwhile. Searches see the old chunks
+  (with their vectors) until the swap and the new ones (with theirs) after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -29,15 +36,23 @@ from typing import Any, TypeVar
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from services.platform.logs import get_logger
 from services.search import metrics
-from services.search.chunking import ChunkingOptions, chunk_text, content_hash
-from services.search.embedders import Embedder, EmbeddingError
-from services.search.store import DueChunk, NewChunk, SearchStore
+from services.search.chunking import (
+    CHUNKER_VERSION,
+    ChunkingOptions,
+    TokenCounter,
+    chunk_text,
+    content_hash,
+)
+from services.search.embedders import Embedder, EmbeddingError, token_counter
+from services.search.store import DueChunk, NewChunk, Outdated, SearchStore
 
 log = get_logger("protomesh.search.indexer")
 T = TypeVar("T")
 
 # after_sequence → the change feed from there (a gRPC stream in the service).
 FeedOpener = Callable[[int], AsyncIterator[doc_pb.WatchChangesResponse]]
+# (tenant, document names) → those documents that still exist, read as the tenant.
+DocumentFetcher = Callable[[str, Sequence[str]], Awaitable[list[doc_pb.Document]]]
 _END = object()
 
 
@@ -93,16 +108,20 @@ class IndexerOptions:
     embed_retry_seconds: float = 5.0  # after a failed batch
     reconnect_base_seconds: float = 0.2
     reconnect_cap_seconds: float = 10.0
+    rebuild_batch_size: int = 16  # documents fetched, chunked and swapped together
+    rebuild_idle_seconds: float = 5.0  # re-check for requested rebuilds this often
 
 
 def embedding_input(title: str, text: str) -> str:
     return f"{title}\n{text}" if title else text
 
 
-def chunks_of(title: str, content: str, options: ChunkingOptions) -> list[NewChunk]:
+def chunks_of(
+    title: str, content: str, counter: TokenCounter, options: ChunkingOptions
+) -> list[NewChunk]:
     return [
         NewChunk(c.ordinal, c.text, content_hash(embedding_input(title, c.text)))
-        for c in chunk_text(content, options)
+        for c in chunk_text(content, counter, options, title)
     ]
 
 
@@ -113,12 +132,16 @@ class Indexer:
         embedder: Embedder,
         open_feed: FeedOpener,
         options: IndexerOptions | None = None,
+        fetch_documents: DocumentFetcher | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
+        self.counter = token_counter(embedder)
         self.open_feed = open_feed
+        self.fetch_documents = fetch_documents
         self.options = options or IndexerOptions()
         self.embeddings_due = asyncio.Event()
+        self.rebuilds_due = asyncio.Event()
         self.connected = asyncio.Event()
         self.applied_sequence = 0  # for the lag gauge; the checkpoint is the truth
         self.head_sequence = 0
@@ -187,7 +210,9 @@ class Indexer:
             chunks: list[NewChunk] = []
             if change.type != doc_pb.CHANGE_TYPE_DELETED:
                 document = change.document
-                chunks = chunks_of(document.title, document.content, self.options.chunking)
+                chunks = chunks_of(
+                    document.title, document.content, self.counter, self.options.chunking
+                )
             planned.append((change, chunks))
         applied_now = 0
         async with self.store.indexer_transaction() as conn:
@@ -208,6 +233,7 @@ class Indexer:
                         dict(document.labels),
                         document.update_time.ToDatetime(tzinfo=UTC),
                         change.sequence,
+                        CHUNKER_VERSION,
                     )
                 await self.before_commit(change)
                 checkpoint = change.sequence
@@ -247,3 +273,76 @@ class Indexer:
         await self.store.store_embeddings(due, vectors, self.embedder.model_id)
         metrics.CHUNKS_EMBEDDED.labels(self.embedder.model_id).inc(len(due))
         return len(due)
+
+    # -- the rebuild pass ---------------------------------------------------------
+
+    async def run_rebuilds(self) -> None:
+        """Rebuilds requested tenants' outdated documents until cancelled."""
+        while True:
+            self.rebuilds_due.clear()
+            try:
+                done = await self.rebuild_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the documents service or the embedder is away
+                log.warning("rebuild batch failed; retrying later", error=repr(exc))
+                done = -1
+            if done > 0:
+                continue
+            delay = (
+                self.options.embed_retry_seconds if done < 0 else self.options.rebuild_idle_seconds
+            )
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.rebuilds_due.wait(), delay)
+
+    async def rebuild_once(self) -> int:
+        """One batch of one tenant: how many documents were rebuilt (0: nothing to
+        do or nothing could be done now)."""
+        if self.fetch_documents is None:
+            return 0
+        due = await self.store.rebuild_candidates(CHUNKER_VERSION, self.options.rebuild_batch_size)
+        if not due:
+            return 0
+        tenant = due[0].tenant_id
+        documents = await self.fetch_documents(tenant, [d.document_name for d in due])
+        planned = [
+            (
+                document,
+                chunks_of(document.title, document.content, self.counter, self.options.chunking),
+            )
+            for document in documents
+        ]
+        inputs = [embedding_input(d.title, c.text) for d, chunks in planned for c in chunks]
+        vectors = iter(await self.embedder.embed(inputs))
+        seen = {d.document_name: d for d in due}
+        rebuilt = 0
+        async with self.store.indexer_transaction() as conn:
+            await self.store.lock_checkpoint(conn)  # no feed change lands meanwhile
+            for document, chunks in planned:
+                embedded = [dataclasses.replace(c, embedding=next(vectors)) for c in chunks]
+                if not await self._still_outdated(conn, seen[document.name]):
+                    continue
+                await self.store.replace_chunks(
+                    conn,
+                    tenant,
+                    document.name,
+                    embedded,
+                    document.title,
+                    dict(document.labels),
+                    document.update_time.ToDatetime(tzinfo=UTC),
+                    max(document.sequence, seen[document.name].applied_sequence),
+                    CHUNKER_VERSION,
+                    self.embedder.model_id,
+                )
+                rebuilt += 1
+        metrics.DOCUMENTS_REBUILT.inc(rebuilt)
+        return rebuilt
+
+    async def _still_outdated(self, conn: Any, seen: Outdated) -> bool:
+        """False when the feed rewrote or deleted the document since it was picked."""
+        sequence, version = await self.store.document_state(
+            conn, seen.tenant_id, seen.document_name
+        )
+        return (
+            sequence == seen.applied_sequence and version is not None and version < CHUNKER_VERSION
+        )

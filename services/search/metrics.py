@@ -29,6 +29,10 @@ CHUNKS_EMBEDDED = Counter(
     "Chunks the indexer stored vectors for, by embedding model.",
     ["model"],
 )
+DOCUMENTS_REBUILT = Counter(
+    "protomesh_search_documents_rebuilt_total",
+    "Documents re-chunked by the rebuild pass (ReindexTenant after a chunker change).",
+)
 TEXTS_EMBEDDED = Counter(
     "protomesh_embedding_texts_total",
     "Texts (queries and chunks) embedded, by model.",

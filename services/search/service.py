@@ -9,7 +9,7 @@ read-your-writes.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
 from protomesh.document.v1 import document_service_pb2 as doc_pb
@@ -24,7 +24,7 @@ from services.search.embedders import (
     embedder_from_env,
 )
 from services.search.freshness import AppliedSequence
-from services.search.indexer import Indexer, IndexerOptions
+from services.search.indexer import DocumentFetcher, Indexer, IndexerOptions
 from services.search.servicer import DEFAULT_DEPTH, LegDepth, SearchServicer
 from services.search.store import SearchStore, VectorTuning
 
@@ -49,6 +49,30 @@ def feed_opener(runtime: Runtime) -> Callable[[int], AsyncIterator[doc_pb.WatchC
             call.cancel()
 
     return open_feed
+
+
+def document_fetcher(runtime: Runtime) -> DocumentFetcher:
+    """BatchGetDocuments acting for the tenant (a delegated token with
+    documents:read), so row-level security applies in the documents service."""
+    stub = runtime.clients.stub(
+        "document",
+        doc_pb.DESCRIPTOR.services_by_name["DocumentService"],
+        doc_grpc.DocumentServiceStub,
+    )
+
+    async def fetch(tenant: str, names: Sequence[str]) -> list[doc_pb.Document]:
+        token = runtime.identity.token_for(tenant, "service:search", "documents:read")
+        documents: list[doc_pb.Document] = []
+        for start in range(0, len(names), 100):  # BatchGetDocuments takes 100 names
+            response = await stub.BatchGetDocuments(
+                doc_pb.BatchGetDocumentsRequest(names=names[start : start + 100]),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=30,
+            )
+            documents.extend(response.documents)
+        return documents
+
+    return fetch
 
 
 def make_spec(
@@ -77,7 +101,15 @@ def make_spec(
             else run_indexer
         )
         indexer = (
-            Indexer(store, embedder, feed_opener(runtime), indexer_options) if indexing else None
+            Indexer(
+                store,
+                embedder,
+                feed_opener(runtime),
+                indexer_options,
+                document_fetcher(runtime),
+            )
+            if indexing
+            else None
         )
         servicer = SearchServicer(
             store,
@@ -89,7 +121,7 @@ def make_spec(
         )
         background: list[Callable[[], Coroutine[Any, Any, None]]] = [applied.run]
         if indexer is not None:
-            background += [indexer.run_feed, indexer.run_embeddings]
+            background += [indexer.run_feed, indexer.run_embeddings, indexer.run_rebuilds]
         return ServiceParts(servicer=servicer, background=background)
 
     return ServiceSpec(

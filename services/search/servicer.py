@@ -24,6 +24,7 @@ from services.platform.context import current_call, principal
 from services.platform.errors import DeadlineExceeded, Unavailable
 from services.platform.pagination import PageTokens
 from services.search import metrics
+from services.search.chunking import CHUNKER_VERSION
 from services.search.embedders import EmbeddingError, GuardedEmbedder, Vector
 from services.search.freshness import AppliedSequence
 from services.search.indexer import Indexer
@@ -175,7 +176,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     ) -> pb.IndexStatus:
         tenant = principal().tenant_id
         checkpoint = await self.store.checkpoint()
-        counts = await self.store.tenant_status(tenant)
+        counts = await self.store.tenant_status(tenant, CHUNKER_VERSION)
         head = max(checkpoint.head_sequence, checkpoint.applied_sequence)
         status = pb.IndexStatus(
             applied_sequence=checkpoint.applied_sequence,
@@ -188,6 +189,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             embedding_dimensions=self.embedder.dimensions,
             degraded=self.embedder.breaker.is_open,
             degraded_reason=self.embedder.breaker.describe(),
+            chunker_version=CHUNKER_VERSION,
+            outdated_document_count=counts["outdated"],
+            rebuild_pending_document_count=counts["outdated"] if counts["rebuilding"] else 0,
         )
         if checkpoint.last_applied_time is not None:
             status.last_applied_time.FromDatetime(checkpoint.last_applied_time)
@@ -196,10 +200,11 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     async def ReindexTenant(
         self, request: pb.ReindexTenantRequest, context: Any
     ) -> pb.ReindexTenantResponse:
-        queued = await self.store.reindex_tenant(principal().tenant_id)
+        documents, chunks = await self.store.reindex_tenant(principal().tenant_id, CHUNKER_VERSION)
         if self.indexer is not None:
             self.indexer.embeddings_due.set()
-        return pb.ReindexTenantResponse(queued_chunk_count=queued)
+            self.indexer.rebuilds_due.set()
+        return pb.ReindexTenantResponse(queued_chunk_count=chunks, rebuild_document_count=documents)
 
     # -- search --------------------------------------------------------------------
 

@@ -86,6 +86,16 @@ class NewChunk:
     ordinal: int
     text: str
     content_hash: str
+    embedding: Sequence[float] | None = None  # computed before the write (rebuilds)
+
+
+@dataclass(frozen=True)
+class Outdated:
+    """A document whose chunks an older chunker made, as the rebuild pass found it."""
+
+    tenant_id: str
+    document_name: str
+    applied_sequence: int
 
 
 @dataclass(frozen=True)
@@ -142,16 +152,18 @@ class SearchStore:
             rows = await conn.fetch(Q["page_rows"], list(ids), query, HEADLINE_OPTIONS)
         return {row["id"]: row for row in rows}
 
-    async def tenant_status(self, tenant: str) -> asyncpg.Record:
+    async def tenant_status(self, tenant: str, chunker_version: int) -> asyncpg.Record:
         async with tenant_transaction(self.pool, tenant) as conn:
-            row = await conn.fetchrow(Q["tenant_status"])
+            row = await conn.fetchrow(Q["tenant_status"], chunker_version)
         assert row is not None
         return row
 
-    async def reindex_tenant(self, tenant: str) -> int:
+    async def reindex_tenant(self, tenant: str, chunker_version: int) -> tuple[int, int]:
+        """Queues the tenant's rebuild: (documents to re-chunk, chunks to re-embed)."""
         async with tenant_transaction(self.pool, tenant) as conn:
-            count: int = await conn.fetchval(Q["reindex_tenant"])
-        return count
+            documents: int = await conn.fetchval(Q["request_rebuild"], chunker_version)
+            chunks: int = await conn.fetchval(Q["reindex_tenant"], chunker_version)
+        return documents, chunks
 
     async def checkpoint(self) -> Checkpoint:
         row = await self.pool.fetchrow(Q["read_checkpoint"])
@@ -186,7 +198,11 @@ class SearchStore:
         labels: Mapping[str, str],
         update_time: datetime,
         sequence: int,
+        chunker_version: int,
+        model_id: str | None = None,
     ) -> None:
+        """Writes a document's chunks (and drops any beyond them); chunks that come
+        with an embedding store it as made by `model_id`."""
         if chunks:
             await conn.execute(
                 Q["upsert_chunks"],
@@ -199,6 +215,9 @@ class SearchStore:
                 dict(labels),
                 update_time,
                 sequence,
+                chunker_version,
+                [None if c.embedding is None else vector_literal(c.embedding) for c in chunks],
+                model_id,
             )
         await conn.execute(Q["delete_chunks_from"], tenant, document_name, len(chunks))
 
@@ -208,6 +227,23 @@ class SearchStore:
 
     async def record_head(self, sequence: int) -> None:
         await self.pool.execute(Q["record_head"], sequence)
+
+    async def rebuild_candidates(self, chunker_version: int, limit: int) -> list[Outdated]:
+        """Outdated documents of the first tenant waiting for a rebuild; finished
+        requests are dropped first."""
+        async with self.indexer_transaction() as conn:
+            await conn.execute(Q["finish_rebuilds"])
+            rows = await conn.fetch(Q["rebuild_candidates"], chunker_version, limit)
+        return [Outdated(r["tenant_id"], r["document_name"], r["applied_sequence"]) for r in rows]
+
+    @staticmethod
+    async def document_state(
+        conn: Connection, tenant: str, document_name: str
+    ) -> tuple[int | None, int | None]:
+        """(newest sequence, oldest chunker version) of a document's chunks."""
+        row = await conn.fetchrow(Q["document_state"], tenant, document_name)
+        assert row is not None
+        return row["applied_sequence"], row["chunker_version"]
 
     async def due_chunks(self, limit: int) -> list[DueChunk]:
         async with self.indexer_transaction() as conn:

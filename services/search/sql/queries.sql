@@ -96,23 +96,46 @@ WHERE c.id = ANY($1::bigint[])
   AND c.tenant_id = current_setting('app.tenant_id', true);
 
 -- name: tenant_status
+-- $1 the current chunker version.
 SELECT count(DISTINCT document_name) AS documents,
        count(*) AS chunks,
-       count(*) FILTER (WHERE NOT embedding_fresh) AS pending
+       count(*) FILTER (WHERE NOT embedding_fresh) AS pending,
+       count(DISTINCT document_name) FILTER (WHERE chunker_version < $1) AS outdated,
+       EXISTS (SELECT 1 FROM search.rebuilds
+               WHERE tenant_id = current_setting('app.tenant_id', true)) AS rebuilding
 FROM search.chunks
 WHERE tenant_id = current_setting('app.tenant_id', true);
 
 -- name: reindex_tenant
--- Marks every chunk of the tenant for re-embedding; vectors keep serving
--- until the embedding pass replaces them. Returns how many are queued.
+-- Marks every chunk of the tenant made by the current chunker ($1) for
+-- re-embedding (older ones are rebuilt whole, see request_rebuild); vectors
+-- keep serving until the embedding pass replaces them. Returns how many are
+-- queued.
 WITH marked AS (
   UPDATE search.chunks SET embedding_fresh = false
   WHERE tenant_id = current_setting('app.tenant_id', true) AND embedding_fresh
+    AND chunker_version >= $1
   RETURNING 1
 )
 SELECT (SELECT count(*) FROM marked)
      + (SELECT count(*) FROM search.chunks
-        WHERE tenant_id = current_setting('app.tenant_id', true) AND NOT embedding_fresh);
+        WHERE tenant_id = current_setting('app.tenant_id', true) AND NOT embedding_fresh
+          AND chunker_version >= $1);
+
+-- name: request_rebuild
+-- Queues the rebuild of the tenant's documents chunked by a version older than
+-- $1, if it has any; returns how many documents that is.
+WITH outdated AS (
+  SELECT count(DISTINCT document_name) AS n
+  FROM search.chunks
+  WHERE tenant_id = current_setting('app.tenant_id', true) AND chunker_version < $1
+), queued AS (
+  INSERT INTO search.rebuilds (tenant_id, chunker_version)
+  SELECT current_setting('app.tenant_id', true), $1 FROM outdated WHERE n > 0
+  ON CONFLICT (tenant_id) DO UPDATE SET chunker_version = EXCLUDED.chunker_version
+  RETURNING 1
+)
+SELECT n FROM outdated;
 
 -- name: read_checkpoint
 SELECT applied_sequence, head_sequence, last_applied_time FROM search.checkpoint;
@@ -139,11 +162,14 @@ UPDATE search.checkpoint SET head_sequence = greatest(head_sequence, $1);
 -- name: upsert_chunks
 -- A created/updated document's chunks by ordinal: $1 tenant, $2 document name,
 -- $3 ordinals, $4 texts, $5 content hashes, $6 title, $7 labels, $8 update
--- time, $9 sequence. A chunk whose content hash some current chunk of the
--- document already has keeps that vector (no re-embedding); others get NULL
--- and wait for the embedding pass.
+-- time, $9 sequence, $10 chunker version, $11 vectors ('[...]' text, NULL
+-- entries where none was computed) and $12 their model. A chunk without a
+-- given vector whose content hash some current chunk of the document already
+-- has keeps that vector (no re-embedding); others get NULL and wait for the
+-- embedding pass.
 WITH incoming AS (
-  SELECT * FROM unnest($3::int[], $4::text[], $5::text[]) AS n(ordinal, text, content_hash)
+  SELECT * FROM unnest($3::int[], $4::text[], $5::text[], $11::text[])
+    AS n(ordinal, text, content_hash, embedding)
 ), reusable AS (
   SELECT DISTINCT ON (content_hash) content_hash, embedding, embedding_model
   FROM search.chunks
@@ -152,15 +178,18 @@ WITH incoming AS (
 )
 INSERT INTO search.chunks AS c
   (tenant_id, document_name, ordinal, title, text, labels, update_time, embedding,
-   embedding_model, embedding_fresh, content_hash, applied_sequence)
-SELECT $1, $2, n.ordinal, $6, n.text, $7, $8, r.embedding, r.embedding_model,
-       r.embedding IS NOT NULL, n.content_hash, $9
+   embedding_model, embedding_fresh, content_hash, applied_sequence, chunker_version)
+SELECT $1, $2, n.ordinal, $6, n.text, $7, $8,
+       coalesce(n.embedding::vector, r.embedding),
+       CASE WHEN n.embedding IS NOT NULL THEN $12 ELSE r.embedding_model END,
+       n.embedding IS NOT NULL OR r.embedding IS NOT NULL, n.content_hash, $9, $10
 FROM incoming n LEFT JOIN reusable r USING (content_hash)
 ON CONFLICT (tenant_id, document_name, ordinal) DO UPDATE SET
   title = EXCLUDED.title, text = EXCLUDED.text, labels = EXCLUDED.labels,
   update_time = EXCLUDED.update_time, embedding = EXCLUDED.embedding,
   embedding_model = EXCLUDED.embedding_model, embedding_fresh = EXCLUDED.embedding_fresh,
-  content_hash = EXCLUDED.content_hash, applied_sequence = EXCLUDED.applied_sequence;
+  content_hash = EXCLUDED.content_hash, applied_sequence = EXCLUDED.applied_sequence,
+  chunker_version = EXCLUDED.chunker_version;
 
 -- name: delete_chunks_from
 -- Drops a document's chunks from ordinal $3 on (all of them with 0).
@@ -183,3 +212,33 @@ UPDATE search.chunks c
 SET embedding = v.embedding::vector, embedding_model = $4, embedding_fresh = true
 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, content_hash, embedding)
 WHERE c.id = v.id AND c.content_hash = v.content_hash;
+
+-- name: rebuild_candidates
+-- The rebuild pass's next batch: up to $2 documents of one tenant that asked
+-- for a rebuild, chunked by a version older than $1, each with the newest
+-- change-feed sequence its chunks were written at.
+WITH tenant AS (
+  SELECT tenant_id FROM search.rebuilds ORDER BY requested_time, tenant_id LIMIT 1
+)
+SELECT c.tenant_id, c.document_name, max(c.applied_sequence) AS applied_sequence
+FROM search.chunks c JOIN tenant t USING (tenant_id)
+WHERE c.chunker_version < $1
+GROUP BY c.tenant_id, c.document_name
+ORDER BY c.document_name
+LIMIT $2;
+
+-- name: finish_rebuilds
+-- Drops the rebuild requests of tenants with no chunk older than the version
+-- they asked for.
+DELETE FROM search.rebuilds r
+WHERE NOT EXISTS (
+  SELECT 1 FROM search.chunks c
+  WHERE c.tenant_id = r.tenant_id AND c.chunker_version < r.chunker_version
+);
+
+-- name: document_state
+-- Where a document's chunks stand: the newest sequence that wrote them and the
+-- oldest chunker among them (NULLs when it has none: deleted).
+SELECT max(applied_sequence) AS applied_sequence, min(chunker_version) AS chunker_version
+FROM search.chunks
+WHERE tenant_id = $1 AND document_name = $2;

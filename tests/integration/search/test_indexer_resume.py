@@ -27,7 +27,7 @@ from tests.conftest import Mint, bearer, running
 from tests.integration.search.conftest import fresh_database
 
 OPTIONS = IndexerOptions(
-    chunking=ChunkingOptions(max_words=8, overlap_words=2),
+    chunking=ChunkingOptions(max_tokens=8, overlap_tokens=2, min_body_tokens=1),
     reconnect_base_seconds=0.01,
     reconnect_cap_seconds=0.05,
 )
