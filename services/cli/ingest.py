@@ -4,8 +4,11 @@ Text and Markdown are sent as they are, HTML is reduced to its text (stdlib
 `html.parser`); anything else is skipped with a message. Files are read one
 at a time while the stream is being sent, so memory stays flat however many
 files there are. Each file's request id is derived from its path and content:
-re-running over the same files replays instead of duplicating. The typer
-wiring lives in main.py; `ingest` takes a channel target and a bearer token.
+re-running over the same files replays instead of duplicating. Each result
+carries the change-feed sequence of its document, so the report knows the
+sequence the search index must reach (main.py then waits for it, see
+waiting.py). The typer wiring lives in main.py; `ingest` takes a channel
+target and a bearer token.
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ class IngestReport:
     duplicates: list[tuple[Path, str]] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    # Highest change-feed sequence among the documents created or replayed (a
+    # replay reports the document's latest change): once the index has applied
+    # it, every one of them is searchable. 0 when nothing was written.
+    sequence: int = 0
 
 
 @dataclass(frozen=True)
@@ -218,10 +225,10 @@ async def ingest(
                     path = sent[result.index]
                     if result.HasField("error") and result.error.code != code_pb2.OK:
                         report.failed.append((path, result.error.message))
-                    elif result.replayed:
-                        report.duplicates.append((path, result.name))
                     else:
-                        report.created.append((path, result.name))
+                        written = report.duplicates if result.replayed else report.created
+                        written.append((path, result.name))
+                        report.sequence = max(report.sequence, result.sequence)
                 if len(sent) < MAX_BATCH_ITEMS:
                     break
     console.print(summary_table(report))

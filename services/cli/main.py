@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import grpc
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.default_group import DefaultCommandGroup
 from services.cli.launcher import (
     SERVICES,
     start_system,
@@ -20,6 +21,9 @@ from services.platform.config import Settings, documented_settings
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import KEY_FILE, ensure_dev_key, load_key, mint_token
 from services.platform.migrations import migrate as run_migrations
+
+if TYPE_CHECKING:
+    from services.cli.waiting import Waited
 
 app = typer.Typer(
     help="protomesh: a spec-first gRPC service mesh for AI-agent back ends.",
@@ -31,6 +35,7 @@ console = Console()
 DEFAULT_SCOPES = (
     "documents:read documents:write search:read tasks:read tasks:write cost:read cost:write"
 )
+ADMIN_SCOPES = f"{DEFAULT_SCOPES} search:admin"  # for `search reindex` only
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Overrides PROTOMESH_DATA_DIR.", show_default=False),
@@ -128,8 +133,9 @@ UserOpt = Annotated[
 ]
 
 
-def _caller_token(settings: Settings, tenant: str, user: str) -> str:
-    """`PROTOMESH_TOKEN` when set, else a short-lived dev token from the local key."""
+def _caller_token(settings: Settings, tenant: str, user: str, scopes: str = DEFAULT_SCOPES) -> str:
+    """`PROTOMESH_TOKEN` when set (it must carry the scopes itself), else a
+    short-lived dev token with `scopes` from the local key."""
     import os
 
     given = os.environ.get("PROTOMESH_TOKEN", "")
@@ -140,7 +146,7 @@ def _caller_token(settings: Settings, tenant: str, user: str) -> str:
         load_key(settings.data_dir / KEY_FILE),
         tenant=tenant,
         user=user,
-        scopes=DEFAULT_SCOPES,
+        scopes=scopes,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=3600,
@@ -178,38 +184,106 @@ def _grpc_failure(err: grpc.aio.AioRpcError) -> typer.Exit:
     return typer.Exit(1)
 
 
+WaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait/--no-wait", help="Wait until the index has caught up (see above) before returning."
+    ),
+]
+
+
+def _wait_timeout_opt(default_help: str) -> Any:
+    return typer.Option(
+        "--wait-timeout",
+        min=0,
+        metavar="SECONDS",
+        help=f"Give up waiting (exit 1) after this long; {default_help}",
+    )
+
+
+def _report_wait(waited: Waited) -> None:
+    from services.cli.waiting import degraded_warning
+
+    if not waited.complete:
+        console.print(f"[yellow]{degraded_warning(waited)}[/yellow]", soft_wrap=True)
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to ingest.")],
     label: Annotated[list[str], typer.Option(help="key=value label on every document.")] = [],  # noqa: B006
+    wait: WaitOpt = True,
+    wait_timeout: Annotated[
+        float, _wait_timeout_opt("the documents stay ingested and become searchable later.")
+    ] = 600.0,
     tenant: TenantOpt = "default",
     user: UserOpt = "dev",
     data_dir: DataDir = None,
 ) -> None:
-    """Stream text, Markdown and HTML files into DocumentService (idempotent on re-run)."""
+    """Stream text, Markdown and HTML files into DocumentService (idempotent on re-run),
+    then wait until they are searchable.
+
+    The wait has two phases, each with a progress bar: "keyword" until the search
+    index has applied the change feed up to the newest document written (keyword
+    search finds them), then "vector" until none of the tenant's chunks awaits an
+    embedding (tenant-wide: chunks from other writes to the tenant count too).
+    When the embedder is unavailable the vector phase stops with a warning:
+    keyword search works, vector results follow later. --no-wait skips both."""
+    from services.cli import waiting
     from services.cli.ingest import ingest as run_ingest
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
-    try:
-        asyncio.run(
-            run_ingest(paths, settings.address_of("document"), token_value, console, _labels(label))
+
+    async def run() -> Waited | None:
+        report = await run_ingest(
+            paths, settings.address_of("document"), token_value, console, _labels(label)
         )
+        if not wait or not report.sequence:
+            return None
+        phases = [waiting.keyword_phase(report.sequence), waiting.VECTOR]
+        return await waiting.watch(
+            settings.address_of("search"), token_value, phases, console, wait_timeout
+        )
+
+    try:
+        waited = asyncio.run(run())
+    except waiting.WaitTimeout as err:
+        console.print(f"[red]{err}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from err
     except grpc.aio.AioRpcError as err:
         raise _grpc_failure(err) from err
+    if waited is not None:
+        _report_wait(waited)
 
 
-@app.command()
+class _SearchGroup(DefaultCommandGroup):
+    default_command = "query"
+
+
+search_app = typer.Typer(
+    cls=_SearchGroup,
+    help=(
+        'Search your documents: `protomesh search "some text" --mode vector` runs `query`'
+        " (the default command); `protomesh search reindex` rebuilds the tenant's index."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(search_app, name="search")
+
+
+@search_app.command("query")
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     mode: Annotated[str, typer.Option(help="hybrid, keyword or vector.")] = "hybrid",
-    limit: Annotated[int, typer.Option(help="Results to show (1-100).")] = 10,
+    limit: Annotated[int, typer.Option(help="Results to show (1-50).")] = 10,
     label: Annotated[list[str], typer.Option(help="key=value label filter.")] = [],  # noqa: B006
     tenant: TenantOpt = "default",
     user: UserOpt = "dev",
     data_dir: DataDir = None,
 ) -> None:
-    """Search your documents (hybrid keyword + vector) and show ranked, highlighted hits."""
+    """Search your documents (hybrid keyword + vector) and show ranked, highlighted hits.
+    The default: `protomesh search TEXT` is `protomesh search query TEXT`."""
     from services.cli import search as search_cli
 
     settings = _settings(data_dir)
@@ -224,6 +298,48 @@ def search(
         raise typer.BadParameter(str(err)) from err
     except grpc.aio.AioRpcError as err:
         raise _grpc_failure(err) from err
+
+
+@search_app.command("reindex")
+def search_reindex(
+    wait: WaitOpt = True,
+    wait_timeout: Annotated[
+        float, _wait_timeout_opt("the rebuild continues in the background.")
+    ] = 3600.0,
+    tenant: TenantOpt = "default",
+    user: UserOpt = "dev",
+    data_dir: DataDir = None,
+) -> None:
+    """Rebuild the tenant's index and wait until it is done.
+
+    Calls ReindexTenant (scope search:admin; the dev token gets it): documents made
+    by an older chunker are re-chunked and every other chunk is re-embedded, in the
+    background; searches keep answering from the current index meanwhile. Then
+    waits, with a progress bar per phase, until no document awaits re-chunking and
+    no chunk of the tenant awaits an embedding. --no-wait returns at once."""
+    from services.cli import search as search_cli
+    from services.cli import waiting
+
+    settings = _settings(data_dir)
+    token_value = _caller_token(settings, tenant, user, ADMIN_SCOPES)
+    target = settings.address_of("search")
+
+    async def run() -> Waited | None:
+        await search_cli.reindex(target, token_value, console)
+        if not wait:
+            return None
+        phases = [waiting.REBUILD, waiting.REEMBED]
+        return await waiting.watch(target, token_value, phases, console, wait_timeout)
+
+    try:
+        waited = asyncio.run(run())
+    except waiting.WaitTimeout as err:
+        console.print(f"[red]{err}; the rebuild continues in the background[/red]", soft_wrap=True)
+        raise typer.Exit(1) from err
+    except grpc.aio.AioRpcError as err:
+        raise _grpc_failure(err) from err
+    if waited is not None:
+        _report_wait(waited)
 
 
 cost_app = typer.Typer(help="Spend, budgets and the price book.", no_args_is_help=True)

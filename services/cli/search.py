@@ -1,6 +1,8 @@
 """`protomesh search "query" [--mode --limit --label k=v]`: SearchService from the
-terminal, as a Rich table with highlighted snippets and scores. The typer wiring
-lives in main.py; these functions take a channel target and a bearer token."""
+terminal, as a Rich table with highlighted snippets and scores; and
+`protomesh search reindex`, which asks for the tenant's index to be rebuilt. The
+typer wiring lives in main.py; these functions take a channel target and a
+bearer token."""
 
 from __future__ import annotations
 
@@ -95,4 +97,20 @@ async def search(
             request, metadata=(("authorization", f"Bearer {token}"),), timeout=30
         )
     render(response, console)
+    return response
+
+
+async def reindex(target: str, token: str, console: Console) -> pb.ReindexTenantResponse:
+    """Calls ReindexTenant (scope search:admin) and prints what it queued."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        response: pb.ReindexTenantResponse = await pb_grpc.SearchServiceStub(channel).ReindexTenant(
+            pb.ReindexTenantRequest(),
+            metadata=(("authorization", f"Bearer {token}"),),
+            timeout=30,
+        )
+    console.print(
+        f"queued {response.rebuild_document_count} document(s) for re-chunking and "
+        f"{response.queued_chunk_count} chunk(s) for re-embedding; searches keep "
+        "answering from the current index meanwhile."
+    )
     return response
