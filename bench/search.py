@@ -50,9 +50,16 @@ from services.platform.migrations import migrate
 from services.platform.server import ServiceServer
 from services.search.ranking import LegHit, rrf
 from services.search.service import make_spec
-from services.search.store import Filters, Q, SearchStore, vector_literal
+from services.search.store import Filters, Q, SearchStore
 
 DIM = 384
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    """pgvector's text form, for COPY and the reference queries' ::text::vector."""
+    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+
+
 TENANTS = 10
 TOPICS_PER_TENANT = 20
 
@@ -294,9 +301,7 @@ async def tenant_fetch(pool: asyncpg.Pool, tenant: str, sql: str, *args: Any) ->
 
 
 async def exact_vector(pool: asyncpg.Pool, tenant: str, vec: list[float], k: int) -> list[int]:
-    rows = await tenant_fetch(
-        pool, tenant, Q["vector_exact"], vector_literal(vec), k, *Filters().params()
-    )
+    rows = await tenant_fetch(pool, tenant, Q["vector_exact"], vec, k, *Filters().params())
     return [r["id"] for r in rows]
 
 

@@ -41,13 +41,10 @@ HEADING_SEPARATOR = " > "
 _ATX = re.compile(r"^ {0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
-# Ends of sentences; blank lines; a newline before a list item, table row or heading-like line.
-_BOUNDARY = re.compile(
-    r"(?<=[.!?…])(?<!^\d\.)(?<!^\d\d\.)[\"')\]]*\s+(?=\S)"
-    r"|\n\s*\n+"
-    r"|\n(?=\s*(?:[-*+•]\s|\d{1,3}[.)]\s|\|))",
-    re.MULTILINE,
-)
+# Ends of sentences (not the "1." of a numbered list item).
+_SENTENCE_END = re.compile(r"(?<=[.!?…])(?<!^\d\.)(?<!^\d\d\.)[\"')\]]*\s+(?=\S)")
+# Lines that start a unit of their own: list items, table rows.
+_ITEM = re.compile(r"^\s*(?:[-*+•]\s|\d{1,3}[.)]\s|\|)")
 _SPACE = re.compile(r"\s+")
 
 
@@ -171,14 +168,42 @@ def sections(text: str, title: str = "") -> list[Section]:
     return found
 
 
+Unit = tuple[list[str], bool]  # a sentence's words; whether it starts a line
+
+
+def units(text: str) -> list[Unit]:
+    """Sentences of `text` as words (whitespace normalised), each marked when it
+    starts a line: paragraphs (split at blank lines, list items and table rows)
+    split at sentence ends, and every line of a fenced code block on its own."""
+    found: list[Unit] = []
+    paragraph: list[str] = []
+    fenced = False
+
+    def close() -> None:
+        for i, piece in enumerate(_SENTENCE_END.split(" ".join(paragraph))):
+            if piece.split():
+                found.append((piece.split(), i == 0))
+        paragraph.clear()
+
+    for line in text.splitlines():
+        if _FENCE.match(line) or fenced:
+            close()
+            if _FENCE.match(line):
+                fenced = not fenced
+            if line.split():
+                found.append((line.split(), True))
+        elif not line.strip() or _ITEM.match(line):
+            close()
+            paragraph.append(line.strip())
+        else:
+            paragraph.append(line.strip())
+    close()
+    return found
+
+
 def split_sentences(text: str) -> list[list[str]]:
     """Sentences as lists of words (whitespace normalised); empty ones dropped."""
-    sentences = []
-    for piece in _BOUNDARY.split(text):
-        words = piece.split()
-        if words:
-            sentences.append(words)
-    return sentences
+    return [words for words, _ in units(text)]
 
 
 def chunk_text(
@@ -204,64 +229,77 @@ def chunk_text(
 
 
 def _windows(body: str, counter: TokenCounter, budget: int, overlap: int) -> Iterator[str]:
-    sentences = [
+    pieces = [
         piece
-        for words in split_sentences(body)
-        for piece in _bounded(words, counter.counts(words), budget)
+        for words, line_start in units(body)
+        for piece in _bounded(words, counter.counts(words), budget, line_start)
     ]
-    current: list[tuple[list[str], int]] = []
+    current: list[_Piece] = []
     size = 0
-    fresh = 0  # sentences in `current` that no earlier window holds
-    for words, tokens in sentences:
-        if current and size + tokens > budget:
+    fresh = 0  # pieces in `current` that no earlier window holds
+    for piece in pieces:
+        if current and size + piece.tokens > budget:
             yield _join(current)
-            current, size = _overlap(current, min(overlap, budget - tokens))
+            current, size = _overlap(current, min(overlap, budget - piece.tokens))
             fresh = 0
-        current.append((words, tokens))
-        size += tokens
+        current.append(piece)
+        size += piece.tokens
         fresh += 1
     if current and fresh:
         yield _join(current)
 
 
-def _bounded(words: list[str], counts: list[int], budget: int) -> Iterator[tuple[list[str], int]]:
+@dataclass(frozen=True)
+class _Piece:
+    words: list[str]
+    tokens: int
+    line_start: bool
+
+
+def _bounded(
+    words: list[str], counts: list[int], budget: int, line_start: bool
+) -> Iterator[_Piece]:
     """A sentence as runs of words of at most `budget` tokens each."""
     run: list[str] = []
     size = 0
     for word, tokens in zip(words, counts, strict=True):
         if tokens > budget:  # a word longer than a window: character runs
             if run:
-                yield run, size
-                run, size = [], 0
+                yield _Piece(run, size, line_start)
+                run, size, line_start = [], 0, False
             for start in range(0, len(word), budget):
                 piece = word[start : start + budget]
-                yield [piece], len(piece)  # a token covers at least one character
+                yield _Piece([piece], len(piece), line_start)  # a token covers >= 1 character
+                line_start = False
             continue
         if run and size + tokens > budget:
-            yield run, size
-            run, size = [], 0
+            yield _Piece(run, size, line_start)
+            run, size, line_start = [], 0, False
         run.append(word)
         size += tokens
     if run:
-        yield run, size
+        yield _Piece(run, size, line_start)
 
 
-def _overlap(
-    window: list[tuple[list[str], int]], budget: int
-) -> tuple[list[tuple[list[str], int]], int]:
-    """The trailing sentences of `window` that fit in `budget` tokens."""
-    kept: list[tuple[list[str], int]] = []
+def _overlap(window: list[_Piece], budget: int) -> tuple[list[_Piece], int]:
+    """The trailing pieces of `window` that fit in `budget` tokens."""
+    kept: list[_Piece] = []
     size = 0
-    for sentence in reversed(window):
-        if size + sentence[1] > budget:
+    for piece in reversed(window):
+        if size + piece.tokens > budget:
             break
-        kept.insert(0, sentence)
-        size += sentence[1]
+        kept.insert(0, piece)
+        size += piece.tokens
     return kept, size
 
 
-def _join(window: list[tuple[list[str], int]]) -> str:
-    return " ".join(word for words, _ in window for word in words)
+def _join(window: list[_Piece]) -> str:
+    """Words joined by spaces; a piece that starts a line starts one here too."""
+    text = ""
+    for i, piece in enumerate(window):
+        separator = "" if i == 0 else "\n" if piece.line_start else " "
+        text += separator + " ".join(piece.words)
+    return text
 
 
 def normalise_space(text: str) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from pgvector import Vector
 
 from services.platform.db import Connection, Pool, tenant_transaction
 from services.search.ranking import START_SEL, STOP_SEL, LegHit
@@ -43,8 +44,11 @@ Q = load_queries()
 INDEXER_ROLE = "protomesh_search_indexer"
 
 
-def vector_literal(vector: Sequence[float]) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+def as_vector(vector: Sequence[float]) -> Vector:
+    """A query parameter for pgvector's binary codec (registered on every pool).
+    Wrapped, because a bare list or ndarray inside an array parameter would read
+    as a nested dimension."""
+    return vector if isinstance(vector, Vector) else Vector(list(vector))
 
 
 @dataclass(frozen=True)
@@ -132,19 +136,21 @@ class SearchStore:
     async def _vector_leg(
         self, conn: Connection, vector: Sequence[float], limit: int, params: tuple[Any, ...]
     ) -> list[LegHit[int]]:
-        literal = vector_literal(vector)
+        query_vector = as_vector(vector)
         tuning = self.tuning
         await conn.execute(
             Q["vector_settings"], str(max(tuning.ef_search, limit)), str(tuning.max_scan_tuples)
         )
-        rows = await conn.fetch(Q["vector_candidates"], literal, limit, *params)
+        rows = await conn.fetch(Q["vector_candidates"], query_vector, limit, *params)
         if len(rows) < limit and tuning.exact_fallback:
             # Short: either every qualifying chunk was found (a small tenant or a
             # narrow filter: done) or the index scan gave up early (scan budget),
             # and only then an exact scan of the qualifying rows is worth its cost.
-            qualifying = await conn.fetchval(Q["vector_qualifying"], literal, limit, *params)
+            qualifying = await conn.fetchval(
+                Q["vector_qualifying"], query_vector, limit, *params
+            )
             if qualifying > len(rows):
-                rows = await conn.fetch(Q["vector_exact"], literal, limit, *params)
+                rows = await conn.fetch(Q["vector_exact"], query_vector, limit, *params)
         return [LegHit(r["id"], float(r["score"])) for r in rows]
 
     async def page_rows(self, tenant: str, ids: Sequence[int], query: str) -> dict[int, Any]:
@@ -216,7 +222,7 @@ class SearchStore:
                 update_time,
                 sequence,
                 chunker_version,
-                [None if c.embedding is None else vector_literal(c.embedding) for c in chunks],
+                [None if c.embedding is None else as_vector(c.embedding) for c in chunks],
                 model_id,
             )
         await conn.execute(Q["delete_chunks_from"], tenant, document_name, len(chunks))
@@ -258,6 +264,6 @@ class SearchStore:
                 Q["store_embeddings"],
                 [c.id for c in chunks],
                 [c.content_hash for c in chunks],
-                [vector_literal(v) for v in vectors],
+                [as_vector(v) for v in vectors],
                 model_id,
             )

@@ -33,11 +33,11 @@ SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
        set_config('hnsw.max_scan_tuples', $2::text, true);
 
 -- name: vector_candidates
--- The vector leg through the HNSW index: $1 query vector ('[...]' text), $2 how
+-- The vector leg through the HNSW index: $1 query vector, $2 how
 -- many; re-ranked by exact distance. Returns cosine similarity.
 SELECT id, 1 - distance AS score
 FROM (
-  SELECT c.id, c.embedding <=> $1::text::vector AS distance
+  SELECT c.id, c.embedding <=> $1::vector AS distance
   FROM search.chunks c
   WHERE c.tenant_id = current_setting('app.tenant_id', true)
     AND c.embedding IS NOT NULL
@@ -45,7 +45,7 @@ FROM (
     AND ($4::text[] IS NULL OR c.document_name = ANY($4::text[]))
     AND ($5::timestamptz IS NULL OR c.update_time >= $5::timestamptz)
     AND ($6::timestamptz IS NULL OR c.update_time < $6::timestamptz)
-  ORDER BY c.embedding <=> $1::text::vector
+  ORDER BY c.embedding <=> $1::vector
   LIMIT $2
 ) ann
 ORDER BY distance, id;
@@ -67,12 +67,12 @@ FROM (
     AND ($6::timestamptz IS NULL OR c.update_time < $6::timestamptz)
   LIMIT $2
 ) qualifying
-WHERE $1::text IS NOT NULL;
+WHERE $1::vector IS NOT NULL;
 
 -- name: vector_exact
 -- The vector leg without the index (`+ 0` keeps the planner off HNSW): used
 -- when the index scan came back short although more rows qualify.
-SELECT c.id, 1 - (c.embedding <=> $1::text::vector) AS score
+SELECT c.id, 1 - (c.embedding <=> $1::vector) AS score
 FROM search.chunks c
 WHERE c.tenant_id = current_setting('app.tenant_id', true)
   AND c.embedding IS NOT NULL
@@ -80,7 +80,7 @@ WHERE c.tenant_id = current_setting('app.tenant_id', true)
   AND ($4::text[] IS NULL OR c.document_name = ANY($4::text[]))
   AND ($5::timestamptz IS NULL OR c.update_time >= $5::timestamptz)
   AND ($6::timestamptz IS NULL OR c.update_time < $6::timestamptz)
-ORDER BY (c.embedding <=> $1::text::vector) + 0, c.id
+ORDER BY (c.embedding <=> $1::vector) + 0, c.id
 LIMIT $2;
 
 -- name: page_rows
@@ -162,13 +162,13 @@ UPDATE search.checkpoint SET head_sequence = greatest(head_sequence, $1);
 -- name: upsert_chunks
 -- A created/updated document's chunks by ordinal: $1 tenant, $2 document name,
 -- $3 ordinals, $4 texts, $5 content hashes, $6 title, $7 labels, $8 update
--- time, $9 sequence, $10 chunker version, $11 vectors ('[...]' text, NULL
--- entries where none was computed) and $12 their model. A chunk without a
+-- time, $9 sequence, $10 chunker version, $11 vectors (NULL entries where
+-- none was computed) and $12 their model. A chunk without a
 -- given vector whose content hash some current chunk of the document already
 -- has keeps that vector (no re-embedding); others get NULL and wait for the
 -- embedding pass.
 WITH incoming AS (
-  SELECT * FROM unnest($3::int[], $4::text[], $5::text[], $11::text[])
+  SELECT * FROM unnest($3::int[], $4::text[], $5::text[], $11::vector[])
     AS n(ordinal, text, content_hash, embedding)
 ), reusable AS (
   SELECT DISTINCT ON (content_hash) content_hash, embedding, embedding_model
@@ -180,7 +180,7 @@ INSERT INTO search.chunks AS c
   (tenant_id, document_name, ordinal, title, text, labels, update_time, embedding,
    embedding_model, embedding_fresh, content_hash, applied_sequence, chunker_version)
 SELECT $1, $2, n.ordinal, $6, n.text, $7, $8,
-       coalesce(n.embedding::vector, r.embedding),
+       coalesce(n.embedding, r.embedding),
        CASE WHEN n.embedding IS NOT NULL THEN $12 ELSE r.embedding_model END,
        n.embedding IS NOT NULL OR r.embedding IS NOT NULL, n.content_hash, $9, $10
 FROM incoming n LEFT JOIN reusable r USING (content_hash)
@@ -205,12 +205,12 @@ ORDER BY embedding IS NOT NULL, id
 LIMIT $1;
 
 -- name: store_embeddings
--- $1 ids, $2 the content hashes the vectors were computed from, $3 vectors
--- ('[...]' text), $4 model id. A chunk rewritten in the meantime (other hash)
+-- $1 ids, $2 the content hashes the vectors were computed from, $3 vectors,
+-- $4 model id. A chunk rewritten in the meantime (other hash)
 -- is left for the next batch.
 UPDATE search.chunks c
-SET embedding = v.embedding::vector, embedding_model = $4, embedding_fresh = true
-FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, content_hash, embedding)
+SET embedding = v.embedding, embedding_model = $4, embedding_fresh = true
+FROM unnest($1::bigint[], $2::text[], $3::vector[]) AS v(id, content_hash, embedding)
 WHERE c.id = v.id AND c.content_hash = v.content_hash;
 
 -- name: rebuild_candidates
