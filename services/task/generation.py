@@ -1,8 +1,9 @@
 """Text generation behind a small `Generator` protocol.
 
-Two implementations: `ExtractiveGenerator` (the offline default, model id
-`extractive-v1`: deterministic, answers by quoting the retrieved sentences that
-best match the question, so `rag.answer` works with no API key) and
+Two implementations: `services.task.extractive.ExtractiveGenerator` (the
+offline default, model id `extractive-v2`: deterministic, quotes the retrieved
+sentences that answer the question or abstains, so `rag.answer` works with no
+API key) and
 `services.task.openai_compat.OpenAICompatibleGenerator` (any OpenAI-compatible
 chat-completions endpoint, streaming). `generator_from_env` picks one from
 `PROTOMESH_GENERATOR_*`.
@@ -119,55 +120,15 @@ def cite(sentence: str, index: int) -> str:
     return f"{body} [{index}]{end}"
 
 
-class ExtractiveGenerator:
-    """Answers with the source sentences that share the most content words with the
-    question (ties: better-ranked source, earlier sentence), each cited."""
-
-    model = "extractive-v1"
-
-    def __init__(self, max_sentences: int = 3) -> None:
-        self.max_sentences = max_sentences
-
-    async def generate(
-        self, prompt: Prompt, on_delta: OnDelta, max_output_tokens: int
-    ) -> Generation:
-        wanted = content_words(prompt.question)
-        scored: list[tuple[float, int, int, str, int]] = []
-        seen: set[str] = set()
-        for rank, source in enumerate(prompt.sources):
-            for position, sentence in enumerate(sentences(source.text)):
-                key = " ".join(words(sentence))
-                if not key or key in seen:
-                    continue
-                seen.add(key)
-                overlap = len(wanted & content_words(sentence))
-                if overlap:
-                    scored.append((-overlap, rank, position, sentence, source.index))
-        scored.sort()
-        picked = scored[: self.max_sentences]
-        if not picked:
-            text = "The retrieved documents do not answer this question."
-            await on_delta(text)
-        else:
-            # Keep the document order of the picked sentences for a readable answer.
-            picked.sort(key=lambda s: (s[1], s[2]))
-            pieces = []
-            for i, (_, _, _, sentence, index) in enumerate(picked):
-                piece = ("" if i == 0 else " ") + cite(sentence, index)
-                pieces.append(piece)
-                await on_delta(piece)
-            text = "".join(pieces)
-        usage = Usage(count_tokens(prompt.text()), count_tokens(text), estimated=True)
-        return Generation(text=text, model=self.model, usage=usage)
-
-
 def generator_from_env(environ: Mapping[str, str] | None = None) -> Generator:
     """`PROTOMESH_GENERATOR_BASE_URL` set: the OpenAI-compatible client (with
     `_MODEL`, `_API_KEY`, `_TIMEOUT_SECONDS`, `_MAX_RETRIES`); else extractive."""
     env = os.environ if environ is None else environ
     base_url = env.get("PROTOMESH_GENERATOR_BASE_URL", "")
     if not base_url:
-        return ExtractiveGenerator()
+        from services.task.extractive import ExtractiveGenerator, minilm_encoder
+
+        return ExtractiveGenerator(minilm_encoder())
     from services.task.openai_compat import OpenAICompatibleGenerator
 
     generator: Generator = OpenAICompatibleGenerator(

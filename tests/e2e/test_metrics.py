@@ -139,10 +139,10 @@ async def test_domain_counters_follow_a_document_searches_and_a_task(cluster: Cl
         >= 1
     )
     assert (
-        grew("cost", "protomesh_model_tokens_total", model="extractive-v1", direction="input") > 0
+        grew("cost", "protomesh_model_tokens_total", model="extractive-v2", direction="input") > 0
     )
     assert any(
-        labels["model"] == "extractive-v1"  # priced at 0: present, not necessarily grown
+        labels["model"] == "extractive-v2"  # priced at 0: present, not necessarily grown
         for labels, _ in after["cost"]["protomesh_model_cost_micros_total"]
     )
     # Chunks are embedded in the background after they became keyword-searchable.

@@ -95,7 +95,7 @@ async def test_ingest_then_ask_answers_with_citations_and_meters_the_call(
             metadata=bearer(cluster.token(tenant, user="dev")),
         )
     models = {record.usage.model for record in usage.usage_records}
-    assert "extractive-v1" in models, usage
+    assert "extractive-v2" in models, usage
     assert all(record.attribution.task.startswith("tasks/") for record in usage.usage_records)
 
 
@@ -136,7 +136,7 @@ async def test_search_and_cost_commands_show_the_tenants_data(
         assert done.returncode == 0, [*done.args, done.stdout, done.stderr]
     assert "Vacation policy" in found.stdout, found.stdout
     assert "carry over" in found.stdout, found.stdout
-    assert "extractive-v1" in report.stdout, report.stdout
+    assert "extractive-v2" in report.stdout, report.stdout
     assert "gpt-4o-mini" in prices.stdout, prices.stdout
     assert bad_mode.returncode == 2, bad_mode.stderr
     assert "hybrid" in bad_mode.stderr, bad_mode.stderr

@@ -133,13 +133,13 @@ def test_search_from_the_worker_is_a_traced_hop_with_its_queries(run: Run) -> No
 
 def test_the_generation_is_a_genai_span_between_reserve_and_commit(run: Run) -> None:
     attempt = run.one("task.run rag.answer", "INTERNAL")
-    chat = run.one("chat extractive-v1", "INTERNAL", parent=attempt)
+    chat = run.one("chat extractive-v2", "INTERNAL", parent=attempt)
     attributes = chat["attributes"]
     assert attributes["gen_ai.operation.name"] == "chat"
-    assert attributes["gen_ai.request.model"] == "extractive-v1"
+    assert attributes["gen_ai.request.model"] == "extractive-v2"
     assert attributes["gen_ai.usage.input_tokens"] > 0
     assert attributes["gen_ai.usage.output_tokens"] > 0
-    # extractive-v1 is priced (at zero), so the call is metered like any other.
+    # extractive-v2 is priced (at zero), so the call is metered like any other.
     for method in ("Reserve", "CommitReservation"):
         path = f"/protomesh.cost.v1.CostService/{method}"
         client = run.one(path, "CLIENT", parent=attempt)

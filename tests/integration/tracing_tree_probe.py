@@ -40,7 +40,7 @@ from services.platform.telemetry import configure_tracing
 from services.search.embedders import HashingEmbedder
 from services.search.indexer import IndexerOptions
 from services.search.service import make_spec as search_spec
-from services.task.generation import ExtractiveGenerator
+from services.task.extractive import ExtractiveGenerator, minilm_encoder
 from services.task.service import SPEC as TASK_SPEC
 from services.task.worker import WorkerConfig, build_worker, create_worker_pool
 from tests.conftest import running
@@ -123,7 +123,7 @@ async def main() -> None:
                 assert found.results, "the ingested document is not searchable"
 
                 pool = await create_worker_pool(settings, 6)
-                worker, clients = build_worker(pool, settings, WORKER, ExtractiveGenerator())
+                worker, clients = build_worker(pool, settings, WORKER, ExtractiveGenerator(minilm_encoder()))
                 worker.start()
                 app = create_app(GatewayConfig.from_settings(settings, environ={}))
                 try:

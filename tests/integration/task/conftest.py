@@ -28,13 +28,16 @@ from services.platform.config import Settings
 from services.platform.context import principal
 from services.platform.db import create_pool
 from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
-from services.task.generation import ExtractiveGenerator, Generator
+from services.task.extractive import ExtractiveGenerator, minilm_encoder
+from services.task.generation import Generator
 from services.task.service import SPEC
 from services.task.store import TaskStore
 from services.task.worker import Worker, WorkerConfig, build_worker, create_worker_pool
 from services.task.workflows import Registry
 from tests.conftest import Mint, bearer, running
 
+# One MiniLM for the whole session (the default generator's sentence encoder).
+MINILM = minilm_encoder()
 FAST = WorkerConfig(
     count=4,
     lease_seconds=1.5,
@@ -267,7 +270,7 @@ def workers(task_settings: Settings, worker_pool: Any) -> WorkerFactory:
             worker_pool,
             task_settings,
             config,
-            generator or ExtractiveGenerator(),
+            generator or ExtractiveGenerator(MINILM),
             registry,
             worker_id,
         )

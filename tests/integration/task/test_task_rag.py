@@ -85,7 +85,7 @@ async def test_rag_answer_answers_with_verified_citations_and_metered_cost(
     assert len(reserves) == len(commits) == 1
     assert reserves[0].attribution.task == task.name
     assert reserves[0].attribution.user_id == "bob"
-    assert reserves[0].estimate.model == "extractive-v1"
+    assert reserves[0].estimate.model == "extractive-v2"
     costs = [e.cost for e in done.history if e.HasField("cost")]
     assert len(costs) == 1
     assert costs[0].amount_micros > 0

@@ -71,7 +71,7 @@ async def test_client_errors_are_not_retried_and_the_breaker_opens() -> None:
 
 
 def test_the_generator_comes_from_the_environment() -> None:
-    assert generator_from_env({}).model == "extractive-v1"
+    assert generator_from_env({}).model == "extractive-v2"
     chosen = generator_from_env(
         {"PROTOMESH_GENERATOR_BASE_URL": "http://x/v1", "PROTOMESH_GENERATOR_MODEL": "m2"}
     )

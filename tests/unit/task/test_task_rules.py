@@ -1,5 +1,4 @@
-"""Pure rules of the task service: lifecycle, backoff, citations, extractive
-generation, circuit breaker."""
+"""Pure rules of the task service: lifecycle, backoff, citations, circuit breaker."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import pytest
 from services.platform.errors import Unavailable
 from services.task import citations, states
 from services.task.breaker import CircuitBreaker
-from services.task.generation import ExtractiveGenerator, Prompt, Source, count_tokens
+from services.task.generation import Source
 
 
 @pytest.mark.parametrize(
@@ -72,25 +71,6 @@ def test_citations_are_verified_against_the_cited_chunk() -> None:
 def test_sentences_without_a_citation_are_reported() -> None:
     _, uncited = citations.extract("Dogs love walks [2]. Birds sing.", SOURCES)
     assert uncited == ["Birds sing."]
-
-
-async def test_the_extractive_generator_is_deterministic_and_cites_its_sentences() -> None:
-    deltas: list[str] = []
-
-    async def collect(text: str) -> None:
-        deltas.append(text)
-
-    prompt = Prompt("How long do cats sleep?", SOURCES)
-    first = await ExtractiveGenerator().generate(prompt, collect, 100)
-    second = await ExtractiveGenerator().generate(prompt, collect, 100)
-    assert first == second
-    assert first.model == "extractive-v1"
-    assert first.text.startswith("Cats sleep sixteen hours a day [1].")
-    assert first.usage.estimated is True
-    assert first.usage.output_tokens == count_tokens(first.text)
-    checks = citations.verify(citations.extract(first.text, SOURCES)[0], SOURCES)
-    assert checks
-    assert all(c.supported for c in checks)
 
 
 def test_the_breaker_opens_after_consecutive_failures_and_half_opens_after_cooldown() -> None:
