@@ -14,6 +14,7 @@ target and a bearer token.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -63,11 +64,17 @@ class Prepared:
 
 
 class _TextExtractor(HTMLParser):
+    """HTML → Markdown-shaped text: headings as `#` lines, list items as `- `
+    lines, paragraphs apart by blank lines, so the search chunker sees the same
+    structure it sees in Markdown."""
+
     _SKIP = {"script", "style", "noscript", "template", "head"}
-    _BLOCK = {
-        "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "header",
-        "footer", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "hr", "title",
+    _PARAGRAPH = {
+        "p", "div", "ul", "ol", "table", "section", "article", "header", "footer", "pre",
+        "blockquote", "hr", "title", "dl", "main", "nav", "aside", "figure",
     }  # fmt: skip
+    _LINE = {"br", "tr", "dt", "dd"}
+    _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -81,7 +88,13 @@ class _TextExtractor(HTMLParser):
             self._in_title = True
         elif tag in self._SKIP:
             self._skipping += 1
-        if tag in self._BLOCK:
+        if tag in self._HEADINGS:
+            self.parts.append("\n\n" + "#" * self._HEADINGS[tag] + " ")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in self._PARAGRAPH:
+            self.parts.append("\n\n")
+        elif tag in self._LINE:
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
@@ -89,7 +102,9 @@ class _TextExtractor(HTMLParser):
             self._in_title = False
         elif tag in self._SKIP and self._skipping:
             self._skipping -= 1
-        if tag in self._BLOCK:
+        if tag in self._HEADINGS or tag in self._PARAGRAPH:
+            self.parts.append("\n\n")
+        elif tag in self._LINE:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
@@ -100,13 +115,14 @@ class _TextExtractor(HTMLParser):
 
 
 def html_to_text(html: str) -> tuple[str, str]:
-    """(title, text) of an HTML document: scripts, styles and markup dropped,
-    one line per block element, runs of blank space collapsed."""
+    """(title, text) of an HTML document: scripts, styles and markup dropped;
+    headings become `#` lines and list items `- ` lines, blocks are separated
+    by one blank line, blank space inside a line is collapsed."""
     parser = _TextExtractor()
     parser.feed(html)
     parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
-    text = "\n".join(line for line in lines if line)
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).split("\n")]
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     return " ".join("".join(parser.title).split()), text
 
 

@@ -21,14 +21,16 @@ def test_html_to_text_keeps_text_drops_markup_scripts_and_styles() -> None:
         "<ul><li>a</li><li>b</li></ul></body></html>"
     )
     assert title == "The Title"
-    assert text == "Head\nOne & two\na\nb"
+    assert text == "# Head\n\nOne & two\n\n- a\n- b"
 
 
 @given(st.text(max_size=300))
 def test_html_reader_never_fails_and_returns_tidy_text(html: str) -> None:
     title, text = html_to_text(html)
     assert "\n" not in title
-    assert all(line and line == line.strip() for line in text.split("\n") if text)
+    assert all(line == line.strip() for line in text.split("\n"))
+    assert "\n\n\n" not in text
+    assert text == text.strip()
     if "<" not in html and "&" not in html:  # plain text passes through, tidied
         assert text.split() == html.split()
 
