@@ -1,0 +1,184 @@
+"""bench/answer_quality.py's scoring: reading a rag.answer artifact, judging its
+citations against the support sentence, and the summary figures (pure, no I/O)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.answer_quality import (
+    ABSTENTION,
+    COMPLETED,
+    Citation,
+    Outcome,
+    chunks_containing,
+    goals,
+    is_abstention,
+    judge,
+    outcome_of,
+    quote_matches_support,
+    results_dir,
+    spread,
+    summarise,
+)
+from protomesh.task.v1 import task_service_pb2 as pb
+from services.task.generation import Source
+from services.task.workflows.retrieval import answer_artifact
+
+SUPPORT = "The auto_explain module provides a means for logging execution plans of slow statements."
+DOC = "documents/auto-explain"
+OTHER = "documents/other"
+SOURCES = [
+    Source(
+        1, DOC, "c-1", "auto_explain", "Auto Explain\n" + SUPPORT + " It is loaded per session."
+    ),
+    Source(2, OTHER, "c-2", "Other", "Plans are printed by EXPLAIN for one statement."),
+]
+
+
+def finished(text: str, state: int = pb.TASK_STATE_COMPLETED) -> pb.Task:
+    artifact, _ = answer_artifact("answer", "answer", text, SOURCES, "extractive-v2", True)
+    task = pb.Task(name="tasks/t1", type="rag.answer")
+    task.status.state = state  # type: ignore[assignment]
+    task.artifacts.append(artifact)
+    return task
+
+
+def test_quote_rule_accepts_the_support_inside_a_quote_and_a_long_enough_fragment() -> None:
+    assert quote_matches_support("## Auto Explain  " + SUPPORT.upper(), SUPPORT)
+    assert quote_matches_support("a means for logging execution plans", SUPPORT)
+    assert not quote_matches_support("slow statements", SUPPORT)  # 2 content words: too short
+    # 60 % of the support's content words, in another sentence
+    assert quote_matches_support(
+        "Module auto_explain: logging of execution plans for slow statements.", SUPPORT
+    )
+    assert not quote_matches_support("Plans are printed by EXPLAIN.", SUPPORT)
+    assert not quote_matches_support("", SUPPORT)
+
+
+def test_chunks_containing_compares_normalised_text() -> None:
+    chunks = [
+        ("a", "Heading\n" + SUPPORT.replace(" a means", "\n  A   means")),
+        ("b", SUPPORT[:40]),
+        ("c", "unrelated"),
+    ]
+    assert chunks_containing(SUPPORT, chunks) == frozenset({"a"})
+    assert chunks_containing("", chunks) == frozenset()
+
+
+def test_outcome_reads_text_citations_and_report_of_the_artifact() -> None:
+    outcome = outcome_of(finished(SUPPORT.removesuffix(".") + " [1]."))
+    assert outcome.state == COMPLETED
+    assert outcome.model == "extractive-v2"
+    assert outcome.supported == 1
+    assert outcome.answered
+    (citation,) = outcome.citations
+    assert (citation.source, citation.document, citation.chunk_id) == (1, DOC, "c-1")
+    assert SUPPORT in citation.quote  # the sentence splitter keeps the heading line with it
+
+
+def test_abstention_unsupported_citations_and_failures_are_not_answers() -> None:
+    assert is_abstention(ABSTENTION)
+    assert is_abstention("  ")
+    assert not outcome_of(finished(ABSTENTION)).answered
+    unsupported = outcome_of(finished("Bananas grow on trees [2]."))
+    assert unsupported.supported == 0
+    assert not unsupported.citations
+    assert not unsupported.answered
+    failed = outcome_of(finished(SUPPORT + " [1]", state=pb.TASK_STATE_FAILED))
+    assert failed.state == "FAILED"
+    assert not failed.answered
+    assert outcome_of(pb.Task(name="tasks/t2")).error == "no artifact"
+
+
+def cited(document: str, chunk_id: str, quote: str) -> Citation:
+    return Citation(1, document, chunk_id, "t", quote, quote)
+
+
+def answer(*citations: Citation) -> Outcome:
+    return Outcome(COMPLETED, "an answer [1].", citations, len(citations))
+
+
+def test_judge_uses_the_support_chunks_and_falls_back_to_the_quote_rule() -> None:
+    other_sentence = cited(DOC, "c-1", "It is loaded per session.")
+    wrong_document = cited(OTHER, "c-2", SUPPORT)
+    record = judge("a:1", "q?", True, SUPPORT, "s", DOC, frozenset({"c-1"}), answer(other_sentence))
+    assert record.correct
+    assert not record.correct_quote_rule
+    assert record.support_located
+    (judged,) = record.citations
+    assert judged["right_document"]
+    assert judged["in_support_chunk"]
+    assert not judged["quote_matches_support"]
+    # The support is in no chunk whole: the quote rule decides.
+    record = judge("a:1", "q?", True, SUPPORT, "s", DOC, frozenset(), answer(other_sentence))
+    assert record.correct is False
+    assert record.support_located is False
+    quoted = cited(DOC, "c-9", SUPPORT)
+    assert judge("a:1", "q?", True, SUPPORT, "s", DOC, frozenset(), answer(quoted)).correct
+    # The right words from another document are not a correct citation.
+    record = judge("a:1", "q?", True, SUPPORT, "s", DOC, frozenset({"c-1"}), answer(wrong_document))
+    assert record.correct is False
+    assert record.correct_quote_rule is False
+    assert record.abstained is None
+
+
+def test_judge_unanswerable() -> None:
+    abstained = judge("u:1", "q?", False, "", "", "", frozenset(), Outcome(COMPLETED, ABSTENTION))
+    assert abstained.abstained is True
+    assert abstained.correct is None
+    answered = judge("u:1", "q?", False, "", "", "", frozenset(), answer(cited(OTHER, "c", "x")))
+    assert answered.abstained is False
+    assert answered.citations[0]["right_document"] is False
+
+
+def test_summary_and_goals() -> None:
+    good = cited(DOC, "c-1", SUPPORT)
+    elsewhere = cited(OTHER, "c-2", "Plans are printed by EXPLAIN.")
+    support_chunks = frozenset({"c-1"})
+    records = [
+        judge("a:1", "q", True, SUPPORT, "s", DOC, support_chunks, answer(good, elsewhere)),
+        judge("a:2", "q", True, SUPPORT, "s", DOC, support_chunks, answer(elsewhere)),
+        judge("a:3", "q", True, SUPPORT, "s", DOC, support_chunks, Outcome(COMPLETED, ABSTENTION)),
+        judge("a:4", "q", True, SUPPORT, "s", DOC, support_chunks, Outcome("FAILED")),
+        judge("u:1", "q", False, "", "", "", frozenset(), Outcome(COMPLETED, ABSTENTION)),
+        judge("u:2", "q", False, "", "", "", frozenset(), answer(elsewhere)),
+    ]
+    metrics = summarise(records)
+    assert metrics["answerable"] == {
+        "questions": 4,
+        "answered": 2,
+        "answer_rate": 0.5,
+        "answered_with_correct_citation": 0.25,
+        "answered_with_correct_citation_quote_rule": 0.25,
+        "support_not_located": 0,
+    }
+    citations = metrics["citations"]
+    assert citations["verified_citations_of_answered"] == 3
+    assert citations["citation_precision"] == pytest.approx(1 / 3, abs=1e-4)
+    assert citations["citation_precision_chunk"] == pytest.approx(1 / 3, abs=1e-4)
+    assert citations["citation_precision_quote"] == pytest.approx(1 / 3, abs=1e-4)
+    assert metrics["unanswerable"] == {"questions": 2, "abstained": 1, "abstention_rate": 0.5}
+    assert metrics["tasks_not_completed"] == 1
+    met = goals(metrics)
+    assert met["abstention_rate"] == {"value": 0.5, "min": 0.9, "met": False}
+    assert not any(goal["met"] for goal in met.values())
+
+
+def test_summary_without_answers_has_no_precision() -> None:
+    metrics = summarise([])
+    assert metrics["citations"]["citation_precision"] is None
+    assert goals(metrics)["citation_precision"]["met"] is False
+
+
+def test_spread_takes_both_ends_of_the_list_into_account() -> None:
+    assert spread(3, 9) == [0, 3, 6]
+    assert spread(5, 3) == [0, 1, 2]
+    assert spread(0, 3) == []
+
+
+def test_results_never_go_inside_the_repository(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        results_dir(Path(__file__).parent / "out")
+    assert results_dir(tmp_path / "x").is_dir()
