@@ -31,10 +31,13 @@ from services.search.indexer import Indexer
 from services.search.ranking import (
     DEFAULT_RRF_K,
     DEFAULT_WEIGHT,
+    SCORE_KEYWORD_WEIGHT,
+    SCORE_VECTOR_WEIGHT,
     Fused,
     LegHit,
     parse_headline,
     rrf,
+    score_fusion,
     single_leg,
 )
 from services.search.store import Filters, SearchStore
@@ -110,11 +113,18 @@ def filters_of(request: pb.SearchRequest) -> Filters:
 def binding_of(request: pb.SearchRequest) -> dict[str, Any]:
     """What a page token is bound to: everything but the page size and position."""
     f = request.filter
+    fusion = request.fusion or pb.FUSION_SCORE
+    default_kw, default_vw = (
+        (SCORE_KEYWORD_WEIGHT, SCORE_VECTOR_WEIGHT)
+        if fusion == pb.FUSION_SCORE
+        else (DEFAULT_WEIGHT, DEFAULT_WEIGHT)
+    )
     return {
         "q": request.query,
         "m": request.mode or pb.SEARCH_MODE_HYBRID,
-        "kw": request.bm25_weight if request.HasField("bm25_weight") else DEFAULT_WEIGHT,
-        "vw": request.vector_weight if request.HasField("vector_weight") else DEFAULT_WEIGHT,
+        "f": fusion,
+        "kw": request.bm25_weight if request.HasField("bm25_weight") else default_kw,
+        "vw": request.vector_weight if request.HasField("vector_weight") else default_vw,
         "k": request.rrf_k or DEFAULT_RRF_K,
         "l": sorted(f.labels.items()),
         "d": sorted(f.document_names),
@@ -258,8 +268,10 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         if degraded_reason:
             metrics.DEGRADED.labels(metrics.degraded_reason_label(degraded_reason)).inc()
         fused: list[Fused[int]]
-        if ran == pb.SEARCH_MODE_HYBRID:
+        if ran == pb.SEARCH_MODE_HYBRID and binding["f"] == pb.FUSION_RRF:
             fused = rrf(keyword, vector, binding["k"], binding["kw"], binding["vw"])
+        elif ran == pb.SEARCH_MODE_HYBRID:
+            fused = score_fusion(keyword, vector, binding["kw"], binding["vw"])
         elif ran == pb.SEARCH_MODE_VECTOR:
             fused = single_leg(vector, "vector")
         else:

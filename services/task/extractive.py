@@ -72,6 +72,7 @@ def terms(text: str) -> list[str]:
 class Candidate:
     source_rank: int
     source_index: int
+    document: str
     position: int
     sentence: str
     heading: str
@@ -91,9 +92,11 @@ class ExtractiveOptions:
     chunk_weight: float = 0.2
     term_weight: float = 0.3
     rank_weight: float = 0.05
+    lead_weight: float = 0.1  # the question's terms open the sentence (it is about them)
+    fragment_penalty: float = 0.03  # no closing punctuation: a label or cell, not a statement
     min_meaning: float = 0.4  # a sentence this close in meaning answers on its own
     min_terms: float = 0.75  # or one carrying this share of the question's terms
-    min_score: float = 0.3  # and never below this combined score
+    min_score: float = 0.35  # and never below this combined score
     companion_ratio: float = 0.9  # further sentences must score this share of the best
     max_sentences: int = 3
 
@@ -146,7 +149,9 @@ def candidates(sources: Sequence[Any], question: str = "") -> list[Candidate]:
                 ):
                     continue
                 seen.add(key)
-                found.append(Candidate(rank, source.index, position, sentence, heading))
+                found.append(
+                    Candidate(rank, source.index, source.document, position, sentence, heading)
+                )
                 position += 1
     return found
 
@@ -164,31 +169,43 @@ def _prose(sentence: str) -> bool:
     return letters >= 0.7 * len(sentence) and "|" not in sentence
 
 
-def term_shares(question: str, found: Sequence[Candidate]) -> list[float]:
-    """For each candidate, the rarity-weighted share of the question's terms it (or
-    its heading, at half weight) contains."""
+@dataclass(frozen=True)
+class TermShares:
+    """Per candidate: the rarity-weighted share of the question's terms it (or its
+    heading, at half weight) contains, and the share found in its first words."""
+
+    whole: list[float]
+    lead: list[float]
+
+
+_LEAD_WORDS = 6
+
+
+def term_shares(question: str, found: Sequence[Candidate]) -> TermShares:
     wanted = set(terms(question))
     if not wanted:
-        return [0.0] * len(found)
+        return TermShares([0.0] * len(found), [0.0] * len(found))
     sentence_terms = [set(terms(c.sentence)) for c in found]
     heading_terms = [set(terms(c.heading)) for c in found]
+    lead_terms = [set(terms(" ".join(c.sentence.split()[:_LEAD_WORDS]))) for c in found]
     frequency: Counter[str] = Counter(t for ts in sentence_terms for t in ts & wanted)
     total = len(found) + 1
     weight = {t: math.log(1 + total / (1 + frequency[t])) for t in wanted}
     whole = sum(weight.values())
-    shares = []
-    for own, above in zip(sentence_terms, heading_terms, strict=True):
+    shares, leads = [], []
+    for own, above, lead in zip(sentence_terms, heading_terms, lead_terms, strict=True):
         got = sum(weight[t] for t in wanted & own) + 0.5 * sum(
             weight[t] for t in (wanted & above) - own
         )
         shares.append(got / whole)
-    return shares
+        leads.append(sum(weight[t] for t in wanted & lead) / whole)
+    return TermShares(shares, leads)
 
 
 def choose(
     meanings: Sequence[float],
     chunk_meanings: Sequence[float],
-    shares: Sequence[float],
+    shares: TermShares,
     found: Sequence[Candidate],
     options: ExtractiveOptions,
 ) -> list[Scored]:
@@ -206,9 +223,11 @@ def choose(
                 options.meaning_weight * m
                 + options.chunk_weight * chunk_meanings[c.source_rank]
                 + options.term_weight * s
-                + options.rank_weight / (1 + c.source_rank),
+                + options.lead_weight * lead
+                + options.rank_weight / (1 + c.source_rank)
+                - (0.0 if c.sentence.endswith((".", "!", "?")) else options.fragment_penalty),
             )
-            for c, m, s in zip(found, meanings, shares, strict=True)
+            for c, m, s, lead in zip(found, meanings, shares.whole, shares.lead, strict=True)
         ),
         key=lambda x: (-x.score, x.candidate.source_rank, x.candidate.position),
     )
@@ -223,10 +242,13 @@ def choose(
     best = answering[0]
     picked = [best]
     for other in answering[1:]:
-        close = other.score >= options.companion_ratio * best.score
-        if len(picked) == options.max_sentences or not close:
+        if (
+            len(picked) == options.max_sentences
+            or other.score < options.companion_ratio * best.score
+        ):
             break
-        picked.append(other)
+        if other.candidate.document == best.candidate.document:
+            picked.append(other)
     return picked
 
 

@@ -41,9 +41,14 @@ async def test_hybrid_is_default_and_fuses_both_legs(stack: Stack, auth: Metadat
     top = found.results[0]
     assert top.keyword_rank == 1
     assert top.vector_rank == 1
-    assert top.score == pytest.approx(0.5 / 61 + 0.5 / 61)
+    assert top.score == pytest.approx(1.0)  # best in both legs: 1 after min-max in each
     assert top.chunk_id == "documents/otters/chunks/0"
     assert "documents/cars" not in names(found)[:2]
+    rrf = await search(
+        stack, auth, "otters sleeping in kelp", fusion=pb.FUSION_RRF, min_sequence=a.sequence
+    )
+    assert names(rrf)[0] == "documents/otters"
+    assert rrf.results[0].score == pytest.approx(0.5 / 61 + 0.5 / 61)
 
 
 async def test_snippet_is_plain_text_with_highlight_ranges(stack: Stack, auth: Metadata) -> None:

@@ -103,4 +103,4 @@ def test_terms_are_stemmed_content_words() -> None:
     assert terms("How are the tenants isolated?") == ["tenant", "isol"]
     found = candidates(PLATFORM)
     shares = term_shares("tenant isolation with row-level security", found)
-    assert shares[0] == max(shares)
+    assert shares.whole[0] == max(shares.whole)

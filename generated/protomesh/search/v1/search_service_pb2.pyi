@@ -20,10 +20,19 @@ class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEARCH_MODE_HYBRID: _ClassVar[SearchMode]
     SEARCH_MODE_KEYWORD: _ClassVar[SearchMode]
     SEARCH_MODE_VECTOR: _ClassVar[SearchMode]
+
+class Fusion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FUSION_UNSPECIFIED: _ClassVar[Fusion]
+    FUSION_SCORE: _ClassVar[Fusion]
+    FUSION_RRF: _ClassVar[Fusion]
 SEARCH_MODE_UNSPECIFIED: SearchMode
 SEARCH_MODE_HYBRID: SearchMode
 SEARCH_MODE_KEYWORD: SearchMode
 SEARCH_MODE_VECTOR: SearchMode
+FUSION_UNSPECIFIED: Fusion
+FUSION_SCORE: Fusion
+FUSION_RRF: Fusion
 
 class SearchFilter(_message.Message):
     __slots__ = ("labels", "document_names", "min_update_time", "max_update_time")
@@ -45,7 +54,7 @@ class SearchFilter(_message.Message):
     def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., document_names: _Optional[_Iterable[str]] = ..., min_update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "mode", "bm25_weight", "vector_weight", "rrf_k", "filter", "page_size", "page_token", "min_sequence")
+    __slots__ = ("query", "mode", "bm25_weight", "vector_weight", "rrf_k", "filter", "page_size", "page_token", "min_sequence", "fusion")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     BM25_WEIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +64,7 @@ class SearchRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MIN_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
     query: str
     mode: SearchMode
     bm25_weight: float
@@ -64,7 +74,8 @@ class SearchRequest(_message.Message):
     page_size: int
     page_token: str
     min_sequence: int
-    def __init__(self, query: _Optional[str] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., bm25_weight: _Optional[float] = ..., vector_weight: _Optional[float] = ..., rrf_k: _Optional[int] = ..., filter: _Optional[_Union[SearchFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., min_sequence: _Optional[int] = ...) -> None: ...
+    fusion: Fusion
+    def __init__(self, query: _Optional[str] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., bm25_weight: _Optional[float] = ..., vector_weight: _Optional[float] = ..., rrf_k: _Optional[int] = ..., filter: _Optional[_Union[SearchFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., min_sequence: _Optional[int] = ..., fusion: _Optional[_Union[Fusion, str]] = ...) -> None: ...
 
 class SearchResult(_message.Message):
     __slots__ = ("document_name", "chunk_id", "ordinal", "title", "snippet", "highlights", "score", "keyword_rank", "keyword_score", "vector_rank", "vector_score", "text", "labels")
