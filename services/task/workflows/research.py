@@ -2,6 +2,10 @@
 wait in INPUT_REQUIRED for the caller to confirm or edit the plan) → search
 each with progress → synthesize a sectioned report with citations → verify.
 
+Every section of the report answers its sub-question from the sources, with
+citations; a sub-question the sources do not answer gets no section (no
+uncited prose) and is listed under "Not covered by the sources" instead.
+
 The plan is deterministic (question templates over the topic), so a re-run
 after a retry or a pause produces the same plan; it is kept in the checkpoint.
 """
@@ -95,19 +99,26 @@ class Research:
                 section_sources.append(known)
             sections.append((question, section_sources))
         parts = [f"# Research: {ctx.input['topic']}"]
+        uncovered: list[str] = []
         model, estimated = ctx.generator.model, False
         for i, (question, sources) in enumerate(sections):
             await ctx.progress(f"synthesize {i + 1}/{len(sections)}", 50 + 40 * i // len(sections))
             await ctx.output(f"\n\n## {question}\n\n")
             generation = await ctx.generate(Prompt(question, sources), max_output_tokens=400)
             model, estimated = generation.model, estimated or generation.usage.estimated
-            parts.append(f"## {question}\n\n{generation.text}")
+            if retrieval.cites_a_source(generation.text):
+                parts.append(f"## {question}\n\n{generation.text}")
+            else:
+                uncovered.append(question)
+        if uncovered:
+            gaps = "\n".join(f"- {question}" for question in uncovered)
+            parts.append(f"## Not covered by the sources\n\n{gaps}")
         await ctx.progress("verify", 95)
         artifact, report = retrieval.answer_artifact(
             "report", "report", "\n\n".join(parts), everything, model, estimated
         )
         await ctx.put_artifact(artifact)
         return (
-            f"report on {len(questions)} sub-questions, "
+            f"report on {len(questions) - len(uncovered)} of {len(questions)} sub-questions, "
             f"{report['supported']} of {report['citations']} citations verified"
         )

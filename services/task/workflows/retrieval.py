@@ -78,6 +78,12 @@ def rank(results: Sequence[search_pb.SearchResult], top_k: int) -> list[Source]:
     return sources
 
 
+def cites_a_source(text: str) -> bool:
+    """Whether generated text cites any source (an abstention cites none)."""
+    found, _ = citations.extract(text, [])
+    return bool(found)
+
+
 def answer_artifact(
     artifact_id: str,
     name: str,

@@ -246,3 +246,38 @@ async def test_research_waits_for_plan_confirmation_then_reports_per_sub_questio
     steps = [e.progress.step for e in done.history if e.HasField("progress")]
     assert "search 1/1" in steps
     assert "synthesize 1/1" in steps
+
+
+async def test_research_report_cites_in_every_section_and_lists_what_it_could_not_cover(
+    client_for, workers, fake_search: FakeSearch
+) -> None:
+    tenant = _tenant(fake_search)
+    client = client_for(tenant)
+    task = await client.create(
+        "research", {"topic": "row level security", "depth": 1, "confirm_plan": True}
+    )
+    async with workers():
+        await client.wait(task.name, pb.TASK_STATE_INPUT_REQUIRED)
+        await client.stub.SendTaskInput(
+            pb.SendTaskInputRequest(
+                name=task.name,
+                input={
+                    "sub_questions": [
+                        "How does row level security isolate tenants?",
+                        "Which sourdough starter rises fastest in a cold kitchen?",
+                    ]
+                },
+            ),
+            metadata=client.md,
+        )
+        done = await client.wait(task.name, pb.TASK_STATE_COMPLETED)
+    text, citations, report = _parts(done)
+    sections = text.split("\n## ")[1:]
+    answered = [s for s in sections if not s.startswith("Not covered")]
+    assert [s.splitlines()[0] for s in answered] == ["How does row level security isolate tenants?"]
+    assert all("[1]" in s or "[2]" in s or "[3]" in s for s in answered)
+    assert sections[-1].startswith("Not covered by the sources")
+    assert "- Which sourdough starter rises fastest in a cold kitchen?" in sections[-1]
+    assert citations
+    assert report["verified"] is True
+    assert "1 of 2 sub-questions" in done.status.message
