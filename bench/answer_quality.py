@@ -46,9 +46,20 @@ dir, kept; never inside the repository).
 fixed list of questions about protomesh (`DOCS_QUESTIONS`), printing each answer — a
 smoke eval for the README's `protomesh ask` example.
 
+`--corpus research`: ingests the same docs corpus and runs one `research` task (depth
+`RESEARCH_DEPTH`, top_k `RESEARCH_TOP_K`, no plan confirmation) per topic of
+`RESEARCH_TOPICS`, one at a time, each followed to its end. The report artifact is split
+into its `## {sub-question}` sections and "Not covered by the sources"; every verified
+citation is placed in the section that makes it. Per topic and overall: sub-questions
+planned, sections written / answered (>= 1 verified citation) / not covered, verified
+citations, citation precision (verified citations whose document is one of the topic's
+expected files), whether every written section has a verified citation, and the
+end-to-end latency (see `research_figures`); records go to `research.jsonl` in `--out`.
+
     .venv/bin/python -m bench.answer_quality [--sections 300 --answerable 150
         --unanswerable 60] [--seed 7] [--concurrency 4] [--out DIR] [--generator env]
     .venv/bin/python -m bench.answer_quality --corpus docs
+    .venv/bin/python -m bench.answer_quality --corpus research
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ import os
 import re
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -210,6 +222,8 @@ class Outcome:
     supported: int = 0  # supported citations in the verification report
     model: str = ""
     error: str = ""
+    checked: int = 0  # citations the verification report checked (supported or not)
+    message: str = ""  # the task's status message
 
     @property
     def answered(self) -> bool:
@@ -232,6 +246,7 @@ def outcome_of(task: pb.Task) -> Outcome:
     texts: list[str] = []
     citations: list[Citation] = []
     supported: int | None = None
+    checked: int | None = None
     for part in artifact.parts:
         if part.WhichOneof("content") == "text":
             texts.append(part.text)
@@ -250,6 +265,7 @@ def outcome_of(task: pb.Task) -> Outcome:
             )
         elif data.get("kind") == "verification":
             supported = int(data.get("supported", 0))
+            checked = int(data.get("citations", 0))
     model = str(MessageToDict(artifact.metadata).get("model", ""))
     return Outcome(
         state,
@@ -258,6 +274,8 @@ def outcome_of(task: pb.Task) -> Outcome:
         len(citations) if supported is None else supported,
         model,
         error,
+        checked=len(citations) if checked is None else checked,
+        message=task.status.message,
     )
 
 
@@ -557,8 +575,18 @@ async def follow(stack: Stack, name: str) -> tuple[pb.Task, float]:
 
 async def ask(stack: Stack, question: str, top_k: int) -> tuple[Outcome, float, str]:
     """(outcome, seconds from CreateTask to the end, task name) of one rag.answer task."""
-    task = pb.Task(type="rag.answer")
-    task.input.update({"question": question, "top_k": top_k})
+    return await run_task(stack, "rag.answer", {"question": question, "top_k": top_k})
+
+
+async def run_task(
+    stack: Stack,
+    kind: str,
+    input: dict[str, Any],
+    timeout_seconds: float = TASK_TIMEOUT_SECONDS,
+) -> tuple[Outcome, float, str]:
+    """(outcome, seconds from CreateTask to the end, task name) of one task of type `kind`."""
+    task = pb.Task(type=kind)
+    task.input.update(input)
     request = pb.CreateTaskRequest(task=task)
     for attempt in range(8):
         started = time.perf_counter()
@@ -570,7 +598,7 @@ async def ask(stack: Stack, question: str, top_k: int) -> tuple[Outcome, float, 
                 return Outcome("NOT_CREATED", error=f"{exc.code().name}: {exc.details()}"), 0.0, ""
             await asyncio.sleep(0.5 * 2**attempt)
     try:
-        async with asyncio.timeout(TASK_TIMEOUT_SECONDS):
+        async with asyncio.timeout(timeout_seconds):
             final, ended = await follow(stack, created.name)
     except TimeoutError:
         return Outcome("TIMED_OUT", error="not finished in time"), 0.0, created.name
@@ -731,17 +759,34 @@ async def run_pgdoc(owner: str, work: Path, args: argparse.Namespace, out: Path)
 # --------------------------------------------------------------------------- docs
 
 
-async def run_docs(owner: str, work: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
+def docs_corpus() -> tuple[list[doc_pb.Document], list[str]]:
+    """README.md and docs/*.md as `protomesh ingest` prepares them, and their paths
+    relative to the repository (the names the expected files use)."""
     from services.cli.ingest import prepare
 
     files = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
     prepared = [p for p in (prepare(f, {}) for f in files) if not isinstance(p, str)]
-    relative = [str(p.path.relative_to(REPO_ROOT)) for p in prepared]
+    return (
+        [p.request.document for p in prepared],
+        [str(p.path.relative_to(REPO_ROOT)) for p in prepared],
+    )
+
+
+async def ingest_docs(
+    stack: Stack, index_timeout: float
+) -> tuple[list[str], dict[str, str], float]:
+    """The docs corpus stored and indexed: its files, document name → file, and the
+    seconds the index took."""
+    documents, relative = docs_corpus()
+    names = await ingest(stack, documents)
+    index_seconds = await wait_indexed(stack, len(names), index_timeout)
+    return relative, dict(zip(names, relative, strict=True)), index_seconds
+
+
+async def run_docs(owner: str, work: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     generator = make_generator(args.generator)
     async with running(owner, work, generator, max(1, args.concurrency)) as stack:
-        names = await ingest(stack, [p.request.document for p in prepared])
-        file_of = dict(zip(names, relative, strict=True))
-        index_seconds = await wait_indexed(stack, len(names), args.index_timeout)
+        relative, file_of, index_seconds = await ingest_docs(stack, args.index_timeout)
         questions = [
             Question(f"docs:{i}", question, expected=expected)
             for i, (question, expected) in enumerate(DOCS_QUESTIONS)
@@ -782,6 +827,286 @@ async def run_docs(owner: str, work: Path, args: argparse.Namespace, out: Path) 
     }
 
 
+# --------------------------------------------------------------------------- research
+
+RESEARCH_DEPTH = 3  # the research workflow plans depth + 1 sub-questions
+RESEARCH_TOP_K = 4
+RESEARCH_TIMEOUT_SECONDS = 600.0  # the workflow's own timeout
+NOT_COVERED = "Not covered by the sources"
+
+# Topics the repository's documentation covers, with the files that document them.
+RESEARCH_TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("row-level security", ("README.md", "docs/platform.md", "docs/search.md")),
+    ("hybrid search", ("README.md", "docs/search.md")),
+    ("task leases and retries", ("docs/observability.md", "docs/scaling.md")),
+    (
+        "budgets and reservations",
+        ("README.md", "docs/observability.md", "docs/platform.md", "docs/scaling.md"),
+    ),
+    (
+        "the transcoding gateway",
+        ("README.md", "docs/agents.md", "docs/observability.md", "docs/scaling.md"),
+    ),
+    ("read-your-writes", ("docs/search.md", "docs/scaling.md")),
+)
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    heading: str
+    body: str
+
+
+def report_sections(text: str, headings: Iterable[str]) -> list[ReportSection]:
+    """The `## {heading}` sections of a research report for the given headings (the
+    planned sub-questions and `NOT_COVERED`), in the report's order. A `## ` line with
+    any other heading (a source's own Markdown quoted in an answer) stays body text."""
+    starts: list[tuple[int, int, str]] = []
+    for heading in dict.fromkeys(headings):
+        pattern = rf"^## {re.escape(heading)}[ \t]*$"
+        starts += [(m.start(), m.end(), heading) for m in re.finditer(pattern, text, re.MULTILINE)]
+    starts.sort()
+    return [
+        ReportSection(
+            heading, text[end : starts[i + 1][0] if i + 1 < len(starts) else None].strip()
+        )
+        for i, (_, end, heading) in enumerate(starts)
+    ]
+
+
+def listed_as_not_covered(sections: Iterable[ReportSection]) -> list[str]:
+    """The sub-questions the "Not covered by the sources" section lists."""
+    return [
+        line[2:].strip()
+        for section in sections
+        if section.heading == NOT_COVERED
+        for line in section.body.splitlines()
+        if line.startswith("- ")
+    ]
+
+
+def _claim_key(claim: str) -> str:
+    # In the whole report a sentence without a full stop runs on into the next heading
+    # line; within one section it ends at the section's end. Compare up to a heading.
+    return normalise(re.split(r"\n#{1,6} ", claim)[0])
+
+
+def citations_by_section(
+    sections: Sequence[ReportSection], citations: Sequence[Citation]
+) -> tuple[list[list[Citation]], list[Citation]]:
+    """Each verified citation placed in the section that makes it, and the citations no
+    section makes. A section's citations are found with the workflow's own citation rule
+    (`services.task.citations.extract`) on its body; the verified citations, in report
+    order, take them up in order, so a claim repeated in two sections counts in each."""
+    from services.task.citations import extract
+
+    pending = [
+        Counter((c.source, _claim_key(c.claim)) for c in extract(section.body, [])[0])
+        for section in sections
+    ]
+    placed: list[list[Citation]] = [[] for _ in sections]
+    unplaced: list[Citation] = []
+    cursor = 0
+    for citation in citations:
+        key = (citation.source, _claim_key(citation.claim))
+        for i in range(cursor, len(sections)):
+            if pending[i][key] > 0:
+                pending[i][key] -= 1
+                placed[i].append(citation)
+                cursor = i
+                break
+        else:
+            unplaced.append(citation)
+    return placed, unplaced
+
+
+@dataclass
+class ResearchRecord:
+    """One research task, its report and how it was judged (a line of research.jsonl)."""
+
+    topic: str
+    expected_files: list[str]
+    task: str
+    state: str
+    message: str
+    planned: list[str]
+    sections: list[dict[str, Any]]  # one per sub-question section of the report
+    not_covered: list[str]
+    citations: list[dict[str, Any]]  # verified citations with their section and file
+    citations_checked: int  # by the verifier, supported or not
+    unplaced_citations: int  # verified citations no section makes (0 expected)
+    latency_ms: float
+    report: str
+    error: str = ""
+
+
+def judge_research(
+    topic: str,
+    expected_files: Sequence[str],
+    planned: Sequence[str],
+    outcome: Outcome,
+    file_of: dict[str, str],
+    task: str = "",
+    latency_ms: float = 0.0,
+) -> ResearchRecord:
+    """Splits the report into its sections and places every verified citation in one."""
+    sections = report_sections(outcome.text, [*planned, NOT_COVERED])
+    answers = [s for s in sections if s.heading != NOT_COVERED]
+    placed, unplaced = citations_by_section(answers, outcome.citations)
+    citations = []
+    for section, cited in [*zip(answers, placed, strict=True), (None, unplaced)]:
+        for c in cited:
+            file = file_of.get(c.document, c.document)
+            citations.append(
+                {
+                    "section": section.heading if section else None,
+                    "source": c.source,
+                    "file": file,
+                    "expected_file": file in expected_files,
+                    "title": c.title,
+                    "claim": c.claim,
+                    "quote": c.quote,
+                }
+            )
+    return ResearchRecord(
+        topic=topic,
+        expected_files=list(expected_files),
+        task=task,
+        state=outcome.state,
+        message=outcome.message,
+        planned=list(planned),
+        sections=[
+            {
+                "question": section.heading,
+                "verified_citations": len(cited),
+                "files": sorted({file_of.get(c.document, c.document) for c in cited}),
+                "repeats_an_earlier_section": any(
+                    normalise(earlier.body) == normalise(section.body) for earlier in answers[:i]
+                ),
+            }
+            for i, (section, cited) in enumerate(zip(answers, placed, strict=True))
+        ],
+        not_covered=listed_as_not_covered(sections),
+        citations=citations,
+        citations_checked=outcome.checked,
+        unplaced_citations=len(unplaced),
+        latency_ms=round(latency_ms, 1),
+        report=outcome.text,
+        error=outcome.error,
+    )
+
+
+def research_figures(record: ResearchRecord) -> dict[str, Any]:
+    """A task's figures: sub-questions planned; sections written (a `## sub-question`
+    section in the report); sections answered (written, with >= 1 verified citation);
+    sub-questions listed as not covered; written sections whose text repeats an earlier
+    section's word for word (one quote answering two sub-questions); verified citations
+    (and how many the verifier checked); citation precision (verified citations whose
+    file is an expected file);
+    whether every written section has >= 1 verified citation and whether every planned
+    sub-question is either written or listed as not covered (None without a report:
+    the task did not complete); end-to-end latency (CreateTask → terminal status)."""
+    answered = sum(s["verified_citations"] > 0 for s in record.sections)
+    expected = sum(c["expected_file"] for c in record.citations)
+    reported = record.state == COMPLETED  # the two checks below need a report
+    headings = [*(s["question"] for s in record.sections), *record.not_covered]
+    return {
+        "state": record.state,
+        "sub_questions_planned": len(record.planned),
+        "sections_written": len(record.sections),
+        "sections_answered": answered,
+        "sections_not_covered": len(record.not_covered),
+        "sections_repeating_another": sum(s["repeats_an_earlier_section"] for s in record.sections),
+        "verified_citations": len(record.citations),
+        "citations_checked": record.citations_checked,
+        "citation_precision": _share(expected, len(record.citations)),
+        "every_answered_section_cited": answered == len(record.sections) if reported else None,
+        "plan_accounted_for": sorted(headings) == sorted(record.planned) if reported else None,
+        "unplaced_citations": record.unplaced_citations,
+        "latency_ms": record.latency_ms,
+    }
+
+
+def summarise_research(records: Sequence[ResearchRecord]) -> dict[str, Any]:
+    """The figures over all research tasks (precision over all their verified citations)."""
+    figures = [research_figures(r) for r in records]
+
+    def total(name: str) -> int:
+        return sum(int(f[name]) for f in figures)
+
+    planned, answered = total("sub_questions_planned"), total("sections_answered")
+    verified = total("verified_citations")
+    return {
+        "topics": len(records),
+        "tasks_completed": sum(r.state == COMPLETED for r in records),
+        "sub_questions_planned": planned,
+        "sections_written": total("sections_written"),
+        "sections_answered": answered,
+        "sections_not_covered": total("sections_not_covered"),
+        "sections_repeating_another": total("sections_repeating_another"),
+        "answered_share": _share(answered, planned),
+        "verified_citations": verified,
+        "citations_checked": total("citations_checked"),
+        "citation_precision": _share(
+            sum(c["expected_file"] for r in records for c in r.citations), verified
+        ),
+        # over the tasks that completed (the others have no report)
+        "every_answered_section_cited": all(
+            f["every_answered_section_cited"] is not False for f in figures
+        ),
+        "plan_accounted_for": all(f["plan_accounted_for"] is not False for f in figures),
+        "unplaced_citations": total("unplaced_citations"),
+        "latency": latency_summary([r.latency_ms / 1000 for r in records if r.state == COMPLETED]),
+    }
+
+
+async def run_research(
+    owner: str, work: Path, args: argparse.Namespace, out: Path
+) -> dict[str, Any]:
+    from services.task.workflows.research import plan
+
+    generator = make_generator(args.generator)
+    async with running(owner, work, generator, max(1, args.concurrency)) as stack:
+        relative, file_of, index_seconds = await ingest_docs(stack, args.index_timeout)
+        records = []
+        started = time.perf_counter()
+        for topic, expected in RESEARCH_TOPICS:  # one at a time: honest latency
+            outcome, seconds, name = await run_task(
+                stack,
+                "research",
+                {
+                    "topic": topic,
+                    "depth": RESEARCH_DEPTH,
+                    "confirm_plan": False,
+                    "top_k": RESEARCH_TOP_K,
+                },
+                RESEARCH_TIMEOUT_SECONDS,
+            )
+            planned = plan(topic, RESEARCH_DEPTH)
+            records.append(
+                judge_research(topic, expected, planned, outcome, file_of, name, seconds * 1000)
+            )
+        wall = time.perf_counter() - started
+    path = out / "research.jsonl"
+    with path.open("w") as sink:
+        for record in records:
+            sink.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+    return {
+        "benchmark": "answer_quality",
+        "corpus": {"name": "research", "files": relative},
+        "generator": stack.model,
+        "depth": RESEARCH_DEPTH,
+        "top_k": RESEARCH_TOP_K,
+        "index_seconds": round(index_seconds, 1),
+        "wall_seconds": round(wall, 1),
+        "overall": summarise_research(records),
+        "topics": {
+            r.topic: {"expected_files": r.expected_files, **research_figures(r)} for r in records
+        },
+        "records": str(path),
+    }
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -798,7 +1123,7 @@ def results_dir(given: Path | None) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--corpus", choices=("pgdoc-qa", "docs"), default="pgdoc-qa")
+    parser.add_argument("--corpus", choices=("pgdoc-qa", "docs", "research"), default="pgdoc-qa")
     parser.add_argument("--sections", type=int, default=300)
     parser.add_argument("--answerable", type=int, default=150)
     parser.add_argument("--unanswerable", type=int, default=60)
@@ -819,7 +1144,7 @@ def main() -> None:
     parser.add_argument("--index-timeout", type=float, default=900.0)
     args = parser.parse_args()
     out = results_dir(args.out)
-    run = run_docs if args.corpus == "docs" else run_pgdoc
+    run = {"docs": run_docs, "research": run_research}.get(args.corpus, run_pgdoc)
     with tempfile.TemporaryDirectory(prefix="pma") as tmp, open(os.devnull, "w") as sink:
         configure_logging("bench", "warning", "json", stream=sink)
         postgres = EmbeddedPostgres(Path(tmp) / "pg")

@@ -4,7 +4,9 @@ raw JSON below it — that the README links to.
 
 The figures come from the JSON itself (every numeric leaf whose key names a
 latency percentile, a rate, a ratio or a quality measure), so a script that
-reports something new shows up without touching this module."""
+reports something new shows up without touching this module. A `goals` section
+of {name: {value, min or max, met}} (bench/answer_quality) marks the figure of
+that name with its goal and whether it was met."""
 
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ from rich.console import Console
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEADLINE = re.compile(
-    r"(p50|p95|p99|per_s|qps|ratio|over_|recall|overlap|ndcg|overspend|error_rate|speedup)",
+    r"(p50|p95|p99|per_s|qps|ratio|over_|recall|overlap|ndcg|overspend|error_rate|speedup"
+    r"|_rate$|precision|correct_citation)",
     re.IGNORECASE,
 )
 
@@ -86,6 +89,27 @@ BENCHES = (
         (),
         ("--ops", "600", "--seconds", "10", "--documents", "60"),
     ),
+    Bench(
+        "answer_quality",
+        "rag.answer answer rate, citation precision, abstention (pgdoc-qa)",
+        (),
+        (
+            "--sections",
+            "60",
+            "--answerable",
+            "30",
+            "--unanswerable",
+            "10",
+            "--latency-questions",
+            "10",
+        ),
+    ),
+    Bench(
+        "vector_codec",
+        "pgvector binary codec vs text literals",
+        (),
+        ("--rows", "5000", "--queries", "100", "--batches", "50"),
+    ),
 )
 
 
@@ -108,6 +132,29 @@ def headline(result: dict[str, Any]) -> list[tuple[str, float]]:
     return [
         (path, value) for path, value in _leaves(result) if HEADLINE.search(path.split(".")[-1])
     ]
+
+
+def goal_notes(result: dict[str, Any]) -> dict[str, tuple[Any, str]]:
+    """Goal name → (its value, e.g. "goal ≥ 0.9: met") for a `goals` section whose
+    entries are {value, min or max, met}; other shapes of goals are left alone."""
+    goals = result.get("goals")
+    notes: dict[str, tuple[Any, str]] = {}
+    if not isinstance(goals, dict):
+        return notes
+    for name, goal in goals.items():
+        if not isinstance(goal, dict) or not isinstance(goal.get("met"), bool):
+            continue
+        bound = next(
+            (
+                f" {sign} {_number(goal[key])}"
+                for key, sign in (("min", "≥"), ("max", "≤"))
+                if isinstance(goal.get(key), int | float)
+            ),
+            "",
+        )
+        met = "met" if goal["met"] else "**not met**"
+        notes[name] = (goal.get("value"), f"goal{bound}: {met}")
+    return notes
 
 
 def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
@@ -178,8 +225,14 @@ def report(outcomes: Sequence[Outcome], quick: bool) -> str:
         if outcome.result is None:
             lines.append(f"| {outcome.bench.name} | **failed** | {outcome.error.splitlines()[0]} |")
             continue
+        notes = goal_notes(outcome.result)
         for path, value in headline(outcome.result):
-            lines.append(f"| {outcome.bench.name} | `{path}` | {_number(value)} |")
+            leaf = path.split(".")[-1]
+            note = f" ({notes.pop(leaf)[1]})" if leaf in notes else ""
+            lines.append(f"| {outcome.bench.name} | `{path}` | {_number(value)}{note} |")
+        for name, (value, note) in notes.items():  # goals whose figure is not a headline
+            shown = _number(value) if isinstance(value, int | float) else "n/a"
+            lines.append(f"| {outcome.bench.name} | `goals.{name}` | {shown} ({note}) |")
     lines += ["", "## Runs", ""]
     for outcome in outcomes:
         lines += [f"### {outcome.bench.name}: {outcome.bench.about}", ""]

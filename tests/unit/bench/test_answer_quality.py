@@ -10,17 +10,22 @@ import pytest
 from bench.answer_quality import (
     ABSTENTION,
     COMPLETED,
+    NOT_COVERED,
     Citation,
     Outcome,
     chunks_containing,
     goals,
     is_abstention,
     judge,
+    judge_research,
     outcome_of,
     quote_matches_support,
+    report_sections,
+    research_figures,
     results_dir,
     spread,
     summarise,
+    summarise_research,
 )
 from protomesh.task.v1 import task_service_pb2 as pb
 from services.task.generation import Source
@@ -182,3 +187,107 @@ def test_results_never_go_inside_the_repository(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         results_dir(Path(__file__).parent / "out")
     assert results_dir(tmp_path / "x").is_dir()
+
+
+# --------------------------------------------------------------------------- research
+
+PLAN = [
+    "What is auto_explain?",
+    "How does auto_explain work?",
+    "What are the benefits of auto_explain?",
+]
+FILES = {DOC: "docs/auto-explain.md", OTHER: "docs/other.md"}
+
+
+def research_report(*answers: tuple[str, str], uncovered: tuple[str, ...] = ()) -> pb.Task:
+    """A finished research task with the report the workflow writes."""
+    parts = ["# Research: auto_explain"]
+    parts += [f"## {question}\n\n{text}" for question, text in answers]
+    if uncovered:
+        parts.append(f"## {NOT_COVERED}\n\n" + "\n".join(f"- {q}" for q in uncovered))
+    artifact, _ = answer_artifact("report", "report", "\n\n".join(parts), SOURCES, "x", True)
+    task = pb.Task(name="tasks/r1", type="research")
+    task.status.state = pb.TASK_STATE_COMPLETED  # type: ignore[assignment]
+    task.status.message = "report on 2 of 3 sub-questions"
+    task.artifacts.append(artifact)
+    return task
+
+
+def test_report_sections_take_only_the_planned_headings() -> None:
+    text = (
+        "# Research: x\n\n## What is x?\n\nX is a thing [1].\n## Quoted heading\nmore\n\n"
+        f"## How does x work?\n\nIt works [2].\n\n## {NOT_COVERED}\n\n- What are x's limits?"
+    )
+    sections = report_sections(text, ["How does x work?", "What is x?", NOT_COVERED])
+    assert [s.heading for s in sections] == ["What is x?", "How does x work?", NOT_COVERED]
+    assert sections[0].body == "X is a thing [1].\n## Quoted heading\nmore"
+    assert sections[2].body == "- What are x's limits?"
+
+
+def test_research_report_citations_are_placed_in_their_sections() -> None:
+    claim = SUPPORT.removesuffix(".") + " [1]."
+    task = research_report(
+        (PLAN[0], claim + " Plans are printed by EXPLAIN for one statement [2]."),
+        (PLAN[1], claim + " Bananas grow on trees [2]."),  # the second citation fails
+        uncovered=(PLAN[2],),
+    )
+    record = judge_research(
+        "auto_explain", ["docs/auto-explain.md"], PLAN, outcome_of(task), FILES, "tasks/r1", 12.5
+    )
+    assert [(s["question"], s["verified_citations"]) for s in record.sections] == [
+        (PLAN[0], 2),
+        (PLAN[1], 1),  # the same claim again, in its own section
+    ]
+    assert record.sections[0]["files"] == ["docs/auto-explain.md", "docs/other.md"]
+    assert record.not_covered == [PLAN[2]]
+    assert [(c["section"], c["expected_file"]) for c in record.citations] == [
+        (PLAN[0], True),
+        (PLAN[0], False),
+        (PLAN[1], True),
+    ]
+    assert record.message == "report on 2 of 3 sub-questions"
+    figures = research_figures(record)
+    assert figures == {
+        "state": COMPLETED,
+        "sub_questions_planned": 3,
+        "sections_written": 2,
+        "sections_answered": 2,
+        "sections_not_covered": 1,
+        "sections_repeating_another": 0,
+        "verified_citations": 3,
+        "citations_checked": 4,
+        "citation_precision": pytest.approx(2 / 3, abs=1e-4),
+        "every_answered_section_cited": True,
+        "plan_accounted_for": True,
+        "unplaced_citations": 0,
+        "latency_ms": 12.5,
+    }
+
+
+def test_a_section_without_a_verified_citation_is_written_but_not_answered() -> None:
+    task = research_report(
+        (PLAN[0], SUPPORT.removesuffix(".") + " [1]"),  # no full stop before the next heading
+        (PLAN[1], "Bananas grow on trees [2]."),
+    )
+    record = judge_research("auto_explain", ["docs/auto-explain.md"], PLAN, outcome_of(task), FILES)
+    assert [s["verified_citations"] for s in record.sections] == [1, 0]
+    figures = research_figures(record)
+    assert figures["sections_answered"] == 1
+    assert figures["every_answered_section_cited"] is False
+    assert figures["plan_accounted_for"] is False  # PLAN[2] is neither written nor listed
+    assert figures["unplaced_citations"] == 0
+    assert figures["sections_repeating_another"] == 0
+    again = research_report((PLAN[0], "Same [1]."), (PLAN[1], "Same  [1]."), (PLAN[2], "New."))
+    repeated = judge_research("auto_explain", [], PLAN, outcome_of(again), FILES)
+    assert [s["repeats_an_earlier_section"] for s in repeated.sections] == [False, True, False]
+    failed = judge_research("x", [], PLAN, Outcome("FAILED", error="boom"), FILES)
+    assert research_figures(failed)["every_answered_section_cited"] is None
+    overall = summarise_research([record, failed])
+    assert overall["topics"] == 2
+    assert overall["tasks_completed"] == 1
+    assert overall["sub_questions_planned"] == 6
+    assert overall["sections_answered"] == 1
+    assert overall["answered_share"] == pytest.approx(1 / 6, abs=1e-4)
+    assert overall["citation_precision"] == 1.0
+    assert overall["every_answered_section_cited"] is False
+    assert overall["latency"]["count"] == 1

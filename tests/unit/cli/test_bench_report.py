@@ -67,3 +67,82 @@ def test_unknown_bench_names_are_refused_with_the_choices(tmp_path: Path) -> Non
 
 def test_every_listed_bench_exists_in_the_repository() -> None:
     assert [b.name for b in bench.available()] == [b.name for b in bench.BENCHES]
+
+
+ANSWER_QUALITY = {
+    "benchmark": "answer_quality",
+    "corpus": {"name": "pgdoc-qa", "seed": 7, "sections": 60, "answerable": 30},
+    "top_k": 5,
+    "metrics": {
+        "answerable": {
+            "questions": 30,
+            "answered": 27,
+            "answer_rate": 0.9,
+            "answered_with_correct_citation": 0.8333,
+            "support_not_located": 1,
+        },
+        "citations": {"verified_citations_of_answered": 40, "citation_precision": 0.875},
+        "unanswerable": {"questions": 10, "abstained": 9, "abstention_rate": 0.9},
+        "tasks_not_completed": 0,
+    },
+    "latency": {"questions": 10, "end_to_end": {"count": 10, "p50_ms": 812.5, "max_ms": 990.0}},
+    "goals": {
+        "answered_with_correct_citation": {"value": 0.8333, "min": 0.8, "met": True},
+        "citation_precision": {"value": 0.875, "min": 0.9, "met": False},
+        "abstention_rate": {"value": 0.9, "min": 0.9, "met": True},
+    },
+    "records": "/tmp/answer-quality-x/answers.jsonl",
+}
+VECTOR_CODEC = {
+    "benchmark": "vector_codec",
+    "rows": 5000,
+    "results": {
+        "binary": {"search": {"p50_ms": 1.2, "p95_ms": 1.9}, "encode_us_per_vector": 3.1},
+        "text": {"search": {"p50_ms": 1.5, "p95_ms": 2.2}, "encode_us_per_vector": 80.2},
+    },
+    "binary_over_text": {"search_p50": 0.8, "store_32_p50": 0.61},
+}
+
+
+def test_answer_quality_and_vector_codec_figures_and_goals_reach_the_report() -> None:
+    figures = dict(bench.headline(ANSWER_QUALITY))
+    assert figures == {
+        "metrics.answerable.answer_rate": 0.9,
+        "metrics.answerable.answered_with_correct_citation": 0.8333,
+        "metrics.citations.citation_precision": 0.875,
+        "metrics.unanswerable.abstention_rate": 0.9,
+        "latency.end_to_end.p50_ms": 812.5,
+    }
+    assert dict(bench.headline(VECTOR_CODEC)) == {
+        "results.binary.search.p50_ms": 1.2,
+        "results.binary.search.p95_ms": 1.9,
+        "results.text.search.p50_ms": 1.5,
+        "results.text.search.p95_ms": 2.2,
+        "binary_over_text.search_p50": 0.8,
+        "binary_over_text.store_32_p50": 0.61,
+    }
+    by_name = {b.name: b for b in bench.BENCHES}
+    outcomes = [
+        bench.Outcome(
+            by_name["answer_quality"], by_name["answer_quality"].quick, 60, ANSWER_QUALITY
+        ),
+        bench.Outcome(by_name["vector_codec"], by_name["vector_codec"].quick, 9, VECTOR_CODEC),
+    ]
+    text = bench.report(outcomes, quick=True)
+    row = "| answer_quality | `metrics.{}` | {} |".format
+    assert row("answerable.answer_rate", "0.9") in text
+    assert row("answerable.answered_with_correct_citation", "0.833 (goal ≥ 0.8: met)") in text
+    assert row("citations.citation_precision", "0.875 (goal ≥ 0.9: **not met**)") in text
+    assert row("unanswerable.abstention_rate", "0.9 (goal ≥ 0.9: met)") in text
+    assert "`goals." not in text  # each goal is noted on its figure, not repeated
+    assert "| vector_codec | `binary_over_text.store_32_p50` | 0.61 |" in text
+    assert "python -m bench.vector_codec --rows 5000 --queries 100 --batches 50" in text
+
+
+def test_a_goal_without_a_figure_gets_its_own_row() -> None:
+    result = {"goals": {"abstention_rate": {"value": None, "min": 0.9, "met": False}}}
+    outcome = bench.Outcome(bench.BENCHES[0], (), 1, result)
+
+    text = bench.report([outcome], quick=True)
+
+    assert "| rpc_overhead | `goals.abstention_rate` | n/a (goal ≥ 0.9: **not met**) |" in text
