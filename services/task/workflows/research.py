@@ -4,7 +4,8 @@ each with progress → synthesize a sectioned report with citations → verify.
 
 Every section of the report answers its sub-question from the sources, with
 citations; a sub-question the sources do not answer gets no section (no
-uncited prose) and is listed under "Not covered by the sources" instead.
+uncited prose) and is listed under "Not covered by the sources" instead; an
+answer that answers several sub-questions is one section headed by all of them.
 
 The plan is deterministic (question templates over the topic), so a re-run
 after a retry or a pause produces the same plan; it is kept in the checkpoint.
@@ -98,7 +99,7 @@ class Research:
                     everything.append(known)
                 section_sources.append(known)
             sections.append((question, section_sources))
-        parts = [f"# Research: {ctx.input['topic']}"]
+        answers: dict[str, list[str]] = {}  # answer text → the sub-questions it answers
         uncovered: list[str] = []
         model, estimated = ctx.generator.model, False
         for i, (question, sources) in enumerate(sections):
@@ -107,9 +108,12 @@ class Research:
             generation = await ctx.generate(Prompt(question, sources), max_output_tokens=400)
             model, estimated = generation.model, estimated or generation.usage.estimated
             if retrieval.cites_a_source(generation.text):
-                parts.append(f"## {question}\n\n{generation.text}")
+                answers.setdefault(generation.text, []).append(question)
             else:
                 uncovered.append(question)
+        # The same answer to several sub-questions is one section headed by all of them.
+        parts = [f"# Research: {ctx.input['topic']}"]
+        parts += [f"## {' / '.join(asked)}\n\n{text}" for text, asked in answers.items()]
         if uncovered:
             gaps = "\n".join(f"- {question}" for question in uncovered)
             parts.append(f"## Not covered by the sources\n\n{gaps}")

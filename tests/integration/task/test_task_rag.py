@@ -281,3 +281,28 @@ async def test_research_report_cites_in_every_section_and_lists_what_it_could_no
     assert citations
     assert report["verified"] is True
     assert "1 of 2 sub-questions" in done.status.message
+
+
+async def test_research_folds_sub_questions_with_the_same_answer_into_one_section(
+    client_for, workers, fake_search: FakeSearch
+) -> None:
+    tenant = _tenant(fake_search)
+    client = client_for(tenant)
+    asked = [
+        "How does row level security isolate tenants?",
+        "How does row level security isolate tenants in PostgreSQL?",
+    ]
+    task = await client.create(
+        "research", {"topic": "row level security", "depth": 1, "confirm_plan": True}
+    )
+    async with workers():
+        await client.wait(task.name, pb.TASK_STATE_INPUT_REQUIRED)
+        await client.stub.SendTaskInput(
+            pb.SendTaskInputRequest(name=task.name, input={"sub_questions": asked}),
+            metadata=client.md,
+        )
+        done = await client.wait(task.name, pb.TASK_STATE_COMPLETED)
+    text, _, report = _parts(done)
+    assert text.count("\n## ") == 1, text
+    assert f"## {asked[0]} / {asked[1]}" in text
+    assert report["verified"] is True
