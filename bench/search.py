@@ -48,7 +48,7 @@ from services.platform.identity import ensure_dev_key, load_key, mint_token
 from services.platform.logs import configure_logging
 from services.platform.migrations import migrate
 from services.platform.server import ServiceServer
-from services.search.ranking import LegHit, rrf
+from services.search.ranking import LegHit, rrf, score_fusion
 from services.search.service import make_spec
 from services.search.store import Filters, Q, SearchStore
 
@@ -350,10 +350,10 @@ async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
         stub = pb_grpc.SearchServiceStub(channel)
         try:
 
-            async def grpc_search(i: int) -> pb.SearchResponse:
+            async def grpc_search(i: int, fusion: int = 0) -> pb.SearchResponse:
                 tenant, text, _ = queries[i % len(queries)]
                 response: pb.SearchResponse = await stub.Search(
-                    pb.SearchRequest(query=text),
+                    pb.SearchRequest(query=text, fusion=fusion),  # type: ignore[arg-type]
                     metadata=(("authorization", f"Bearer {tokens[tenant]}"),),
                 )
                 return response
@@ -404,34 +404,46 @@ async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
                 ours.append(len(truth & {h.key for h in hits[:10]}) / 10)
                 ref = await tenant_fetch(pool, tenant, REFERENCE_ANN, vector_literal(vec))
                 ann.append(len(truth & {r["id"] for r in ref}) / 10)
-            # Fused results vs exact RRF over the full legs (the reference hybrid's ranking,
-            # but over the stored tsvector and the same any-term query as ours).
-            overlaps = []
+            # Fused results vs the same fusion computed exactly over the full legs (every
+            # any-term match over the stored tsvector, every chunk by exact distance):
+            # what cutting the legs at LegDepth costs. For both fusions.
+            overlaps: dict[int, list[float]] = {pb.FUSION_SCORE: [], pb.FUSION_RRF: []}
             for tenant, text, vec in queries[: args.reference_queries]:
                 kw = await tenant_fetch(
                     pool, tenant, Q["keyword_candidates"], text, 1_000_000, *Filters().params()
                 )
-                full_vec = await exact_vector(pool, tenant, vec, 1_000_000)
-                exact = rrf([LegHit(r["id"], 0.0) for r in kw], [LegHit(i, 0.0) for i in full_vec])[
-                    :10
-                ]
-                response = await grpc_search(queries.index((tenant, text, vec)))
-                # Results are chunks: compare chunk with chunk (a document's name alone
-                # would merge its chunks and cap the overlap below 1).
-                got = {r.chunk_id for r in response.results}
-                rows = await tenant_fetch(
-                    pool,
-                    tenant,
-                    "SELECT document_name, ordinal FROM search.chunks WHERE id = ANY($1)",
-                    [f.key for f in exact],
+                full_vec = await tenant_fetch(
+                    pool, tenant, Q["vector_exact"], vec, 1_000_000, *Filters().params()
                 )
-                want = {f"{r['document_name']}/chunks/{r['ordinal']}" for r in rows}
-                overlaps.append(len(got & want) / max(1, len(want)))
+                keyword_hits = [LegHit(r["id"], float(r["score"])) for r in kw]
+                vector_hits = [LegHit(r["id"], float(r["score"])) for r in full_vec]
+                exact_by_fusion = {
+                    pb.FUSION_SCORE: score_fusion(keyword_hits, vector_hits)[:10],
+                    pb.FUSION_RRF: rrf(keyword_hits, vector_hits)[:10],
+                }
+                for fusion, exact in exact_by_fusion.items():
+                    response = await grpc_search(queries.index((tenant, text, vec)), fusion)
+                    # Results are chunks: compare chunk with chunk (a document's name
+                    # alone would merge its chunks and cap the overlap below 1).
+                    got = {r.chunk_id for r in response.results}
+                    rows = await tenant_fetch(
+                        pool,
+                        tenant,
+                        "SELECT document_name, ordinal FROM search.chunks WHERE id = ANY($1)",
+                        [f.key for f in exact],
+                    )
+                    want = {f"{r['document_name']}/chunks/{r['ordinal']}" for r in rows}
+                    overlaps[fusion].append(len(got & want) / max(1, len(want)))
             result["quality"] = {
                 "vector_leg_recall_at_10": round(statistics.fmean(ours), 4),
                 "vector_leg_min_recall_at_10": min(ours),
                 "reference_ann_recall_at_10": round(statistics.fmean(ann), 4),
-                "hybrid_overlap_at_10_with_exact_rrf": round(statistics.fmean(overlaps), 4),
+                "hybrid_overlap_at_10_with_exact_fusion": round(
+                    statistics.fmean(overlaps[pb.FUSION_SCORE]), 4
+                ),
+                "hybrid_rrf_overlap_at_10_with_exact_rrf": round(
+                    statistics.fmean(overlaps[pb.FUSION_RRF]), 4
+                ),
             }
             print(json.dumps(result["quality"]), flush=True)
         finally:

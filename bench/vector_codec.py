@@ -18,10 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import numpy as np
 from pgvector import Vector
 from pgvector.asyncpg import register_vector
 
+from bench.common import latency_summary
 from services.platform.embedded import EmbeddedPostgres
 
 DIMENSIONS = 384
@@ -54,21 +54,10 @@ def unit_vectors(rng: np.random.Generator, count: int) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 3),
-        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 3),
-    }
-
-
-async def timed(call: Callable[[], Awaitable[Any]], repeats: int) -> list[float]:
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return samples
+async def timed(call: Awaitable[Any]) -> float:
+    started = time.perf_counter()
+    await call
+    return time.perf_counter() - started
 
 
 async def run(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -109,15 +98,10 @@ async def run(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
     for r in range(rounds):
         for codec, conn in connections.items():
             for vector in queries[r::rounds]:
-                search[codec] += await timed(
-                    lambda c=conn, v=vector, k=codec: c.fetch(SEARCH[k], param(k, v)), 1
-                )
+                search[codec].append(await timed(conn.fetch(SEARCH[codec], param(codec, vector))))
             for ids, vectors in batches[r::rounds]:
-                store[codec] += await timed(
-                    lambda c=conn, i=ids, vs=vectors, k=codec: c.execute(
-                        STORE[k], i, [param(k, v) for v in vs]
-                    ),
-                    1,
+                store[codec].append(
+                    await timed(conn.execute(STORE[codec], ids, [param(codec, v) for v in vectors]))
                 )
     for codec in connections:
         started = time.perf_counter()
@@ -125,8 +109,8 @@ async def run(dsn: str, args: argparse.Namespace) -> dict[str, Any]:
             (literal(vector) if codec == "text" else register_encode(vector))
         encode_us = (time.perf_counter() - started) / len(queries) * 1e6
         results[codec] = {
-            "search": summary(search[codec]),
-            "store_32": summary(store[codec]),
+            "search": latency_summary(search[codec]),
+            "store_32": latency_summary(store[codec]),
             "encode_us_per_vector": round(encode_us, 1),
         }
     await text_conn.close()

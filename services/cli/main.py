@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -201,10 +202,19 @@ def _wait_timeout_opt(default_help: str) -> Any:
     )
 
 
-def _report_wait(waited: Waited) -> None:
-    from services.cli.waiting import degraded_warning
+def _run_and_wait(run: Callable[[], Coroutine[Any, Any, Waited | None]], on_timeout: str) -> None:
+    """Runs a command's `run` (its call, then the wait it asked for), ending in one
+    clear line on a timeout, a refused call or an index that cannot finish now."""
+    from services.cli.waiting import WaitTimeout, degraded_warning
 
-    if not waited.complete:
+    try:
+        waited = asyncio.run(run())
+    except WaitTimeout as err:
+        console.print(f"[red]{err}{on_timeout}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from err
+    except grpc.aio.AioRpcError as err:
+        raise _grpc_failure(err) from err
+    if waited is not None and not waited.complete:
         console.print(f"[yellow]{degraded_warning(waited)}[/yellow]", soft_wrap=True)
 
 
@@ -246,15 +256,7 @@ def ingest(
             settings.address_of("search"), token_value, phases, console, wait_timeout
         )
 
-    try:
-        waited = asyncio.run(run())
-    except waiting.WaitTimeout as err:
-        console.print(f"[red]{err}[/red]", soft_wrap=True)
-        raise typer.Exit(1) from err
-    except grpc.aio.AioRpcError as err:
-        raise _grpc_failure(err) from err
-    if waited is not None:
-        _report_wait(waited)
+    _run_and_wait(run, "")
 
 
 class _SearchGroup(DefaultCommandGroup):
@@ -331,15 +333,7 @@ def search_reindex(
         phases = [waiting.REBUILD, waiting.REEMBED]
         return await waiting.watch(target, token_value, phases, console, wait_timeout)
 
-    try:
-        waited = asyncio.run(run())
-    except waiting.WaitTimeout as err:
-        console.print(f"[red]{err}; the rebuild continues in the background[/red]", soft_wrap=True)
-        raise typer.Exit(1) from err
-    except grpc.aio.AioRpcError as err:
-        raise _grpc_failure(err) from err
-    if waited is not None:
-        _report_wait(waited)
+    _run_and_wait(run, "; the rebuild continues in the background")
 
 
 cost_app = typer.Typer(help="Spend, budgets and the price book.", no_args_is_help=True)
