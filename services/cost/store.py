@@ -8,7 +8,6 @@ them into errors is the servicer's business.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,22 +19,12 @@ import asyncpg
 from services.cost.money import Rates
 from services.cost.periods import Period, period_start
 from services.cost.pricebook import DEFAULT_CURRENCY, PriceVersion
-from services.platform.db import Pool, settings_transaction, tenant_transaction
+from services.platform.db import Pool, named_queries, settings_transaction, tenant_transaction
 
-QUERIES_FILE = Path(__file__).resolve().parent / "sql" / "queries.sql"
 Row: TypeAlias = asyncpg.Record
 
 
-def load_queries(path: Path = QUERIES_FILE) -> dict[str, str]:
-    """`-- name: x` blocks of a .sql file, by name."""
-    queries: dict[str, str] = {}
-    for block in re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]:
-        name, _, body = block.partition("\n")
-        queries[name.strip()] = body.strip()
-    return queries
-
-
-Q = load_queries()
+Q = named_queries(Path(__file__).resolve().parent / "sql" / "queries.sql")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ then one statement), creates, the hot path of ingest, in a single call of
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,23 +18,13 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from services.document.documents import NewDocument, Ordering
-from services.platform.db import Pool, settings_transaction, tenant_transaction
+from services.platform.db import Pool, named_queries, settings_transaction, tenant_transaction
 from services.platform.errors import AlreadyExists
 
-QUERIES_FILE = Path(__file__).resolve().parent / "sql" / "queries.sql"
 Row: TypeAlias = asyncpg.Record
 
 
-def load_queries(path: Path = QUERIES_FILE) -> dict[str, str]:
-    """`-- name: x` blocks of a .sql file, by name."""
-    queries: dict[str, str] = {}
-    for block in re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]:
-        name, _, body = block.partition("\n")
-        queries[name.strip()] = body.strip()
-    return queries
-
-
-Q = load_queries()
+Q = named_queries(Path(__file__).resolve().parent / "sql" / "queries.sql")
 
 _LIST_COLUMNS = {
     True: "*",

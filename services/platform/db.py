@@ -11,8 +11,10 @@ sees no tenant rows at all.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -23,6 +25,18 @@ APP_ROLE = "protomesh_app"
 
 Connection: TypeAlias = asyncpg.Connection
 Pool: TypeAlias = asyncpg.Pool
+
+
+def named_queries(path: Path) -> dict[str, str]:
+    """The `-- name: x` blocks of a .sql file, by name: each service keeps its SQL in
+    `sql/queries.sql`, reviewable on its own, and its store calls it by name. A
+    block runs from its name line to the next one (comments included; a trailing
+    semicolon dropped)."""
+    queries: dict[str, str] = {}
+    for block in re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]:
+        name, _, body = block.partition("\n")
+        queries[name.strip()] = body.strip().rstrip(";")
+    return queries
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -8,7 +8,6 @@ together with the checkpoint in one transaction.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +17,9 @@ from typing import Any
 import asyncpg
 from pgvector import Vector
 
-from services.platform.db import Connection, Pool, tenant_transaction
+from services.platform.db import Connection, Pool, named_queries, tenant_transaction
 from services.search.ranking import START_SEL, STOP_SEL, LegHit
 
-QUERIES_FILE = Path(__file__).resolve().parent / "sql" / "queries.sql"
 APPLIED_CHANNEL = "search_applied"
 
 HEADLINE_OPTIONS = (
@@ -30,16 +28,7 @@ HEADLINE_OPTIONS = (
 )
 
 
-def load_queries(path: Path = QUERIES_FILE) -> dict[str, str]:
-    """`-- name: x` blocks of a .sql file, by name."""
-    queries: dict[str, str] = {}
-    for block in re.split(r"^-- name: ", path.read_text(), flags=re.MULTILINE)[1:]:
-        name, _, body = block.partition("\n")
-        queries[name.strip()] = body.strip()
-    return queries
-
-
-Q = load_queries()
+Q = named_queries(Path(__file__).resolve().parent / "sql" / "queries.sql")
 # The role whose RLS policy admits every tenant's chunks (migration 0002).
 INDEXER_ROLE = "protomesh_search_indexer"
 
@@ -146,9 +135,7 @@ class SearchStore:
             # Short: either every qualifying chunk was found (a small tenant or a
             # narrow filter: done) or the index scan gave up early (scan budget),
             # and only then an exact scan of the qualifying rows is worth its cost.
-            qualifying = await conn.fetchval(
-                Q["vector_qualifying"], query_vector, limit, *params
-            )
+            qualifying = await conn.fetchval(Q["vector_qualifying"], query_vector, limit, *params)
             if qualifying > len(rows):
                 rows = await conn.fetch(Q["vector_exact"], query_vector, limit, *params)
         return [LegHit(r["id"], float(r["score"])) for r in rows]

@@ -11,38 +11,33 @@ row, `Fenced` is raised and the caller must stop working on the task.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import Any, TypeAlias
 
 import asyncpg
 
-from services.platform.db import Connection, Pool, settings_transaction, tenant_transaction
+from services.platform.db import (
+    Connection,
+    Pool,
+    named_queries,
+    settings_transaction,
+    tenant_transaction,
+)
 from services.task import states
-
-QUERIES_FILE = Path(__file__).resolve().parent / "sql" / "queries.sql"
 
 Row: TypeAlias = asyncpg.Record
 
 
-@cache
-def queries() -> dict[str, str]:
-    """`-- name: x` blocks of sql/queries.sql, by name."""
-    found: dict[str, str] = {}
-    for block in re.split(r"^-- name: ", QUERIES_FILE.read_text(), flags=re.MULTILINE)[1:]:
-        name, _, body = block.partition("\n")
-        found[name.strip()] = body.strip().rstrip(";")
-    return found
+Q = named_queries(Path(__file__).resolve().parent / "sql" / "queries.sql")
 
 
 def q(name: str) -> str:
-    return queries()[name]
+    return Q[name]
 
 
 class Fenced(Exception):
