@@ -856,16 +856,24 @@ class ReportSection:
     heading: str
     body: str
 
+    @property
+    def questions(self) -> list[str]:
+        """The sub-questions the section answers (the workflow folds sub-questions with
+        the same answer into one section headed "Q1 / Q2")."""
+        return self.heading.split(" / ")
+
 
 def report_sections(text: str, headings: Iterable[str]) -> list[ReportSection]:
-    """The `## {heading}` sections of a research report for the given headings (the
-    planned sub-questions and `NOT_COVERED`), in the report's order. A `## ` line with
-    any other heading (a source's own Markdown quoted in an answer) stays body text."""
+    """The `## {heading}` sections of a research report whose heading is one of the
+    given headings (the planned sub-questions and `NOT_COVERED`) or several of them
+    joined by " / ", in the report's order. A `## ` line with any other heading (a
+    source's own Markdown quoted in an answer) stays body text."""
+    allowed = set(headings)
     starts: list[tuple[int, int, str]] = []
-    for heading in dict.fromkeys(headings):
-        pattern = rf"^## {re.escape(heading)}[ \t]*$"
-        starts += [(m.start(), m.end(), heading) for m in re.finditer(pattern, text, re.MULTILINE)]
-    starts.sort()
+    for match in re.finditer(r"^## (.+?)[ \t]*$", text, re.MULTILINE):
+        heading = match.group(1)
+        if heading in allowed or all(part in allowed for part in heading.split(" / ")):
+            starts.append((match.start(), match.end(), heading))
     return [
         ReportSection(
             heading, text[end : starts[i + 1][0] if i + 1 < len(starts) else None].strip()
@@ -978,6 +986,7 @@ def judge_research(
         sections=[
             {
                 "question": section.heading,
+                "questions": section.questions,
                 "verified_citations": len(cited),
                 "files": sorted({file_of.get(c.document, c.document) for c in cited}),
                 "repeats_an_earlier_section": any(
@@ -1009,10 +1018,13 @@ def research_figures(record: ResearchRecord) -> dict[str, Any]:
     answered = sum(s["verified_citations"] > 0 for s in record.sections)
     expected = sum(c["expected_file"] for c in record.citations)
     reported = record.state == COMPLETED  # the two checks below need a report
-    headings = [*(s["question"] for s in record.sections), *record.not_covered]
+    headings = [*(q for s in record.sections for q in s["questions"]), *record.not_covered]
     return {
         "state": record.state,
         "sub_questions_planned": len(record.planned),
+        "sub_questions_answered": sum(
+            len(s["questions"]) for s in record.sections if s["verified_citations"] > 0
+        ),
         "sections_written": len(record.sections),
         "sections_answered": answered,
         "sections_not_covered": len(record.not_covered),
@@ -1035,6 +1047,7 @@ def summarise_research(records: Sequence[ResearchRecord]) -> dict[str, Any]:
         return sum(int(f[name]) for f in figures)
 
     planned, answered = total("sub_questions_planned"), total("sections_answered")
+    sub_answered = total("sub_questions_answered")
     verified = total("verified_citations")
     return {
         "topics": len(records),
@@ -1042,9 +1055,10 @@ def summarise_research(records: Sequence[ResearchRecord]) -> dict[str, Any]:
         "sub_questions_planned": planned,
         "sections_written": total("sections_written"),
         "sections_answered": answered,
+        "sub_questions_answered": sub_answered,
         "sections_not_covered": total("sections_not_covered"),
         "sections_repeating_another": total("sections_repeating_another"),
-        "answered_share": _share(answered, planned),
+        "answered_share": _share(sub_answered, planned),
         "verified_citations": verified,
         "citations_checked": total("citations_checked"),
         "citation_precision": _share(

@@ -50,6 +50,7 @@ from services.platform.migrations import migrate
 from services.platform.server import ServiceServer
 from services.search.ranking import LegHit, rrf, score_fusion
 from services.search.service import make_spec
+from services.search.servicer import DEFAULT_DEPTH
 from services.search.store import Filters, Q, SearchStore
 
 DIM = 384
@@ -404,9 +405,11 @@ async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
                 ours.append(len(truth & {h.key for h in hits[:10]}) / 10)
                 ref = await tenant_fetch(pool, tenant, REFERENCE_ANN, vector_literal(vec))
                 ann.append(len(truth & {r["id"] for r in ref}) / 10)
-            # Fused results vs the same fusion computed exactly over the full legs (every
-            # any-term match over the stored tsvector, every chunk by exact distance):
-            # what cutting the legs at LegDepth costs. For both fusions.
+            # Fused results vs the same fusion computed exactly. RRF: over the full legs
+            # (every any-term match over the stored tsvector, every chunk by exact
+            # distance), i.e. what cutting the legs at LegDepth costs. Score fusion
+            # normalises each leg over its candidates, so the cut is part of its
+            # definition: exact = the same cut with exact distances (what the ANN costs).
             overlaps: dict[int, list[float]] = {pb.FUSION_SCORE: [], pb.FUSION_RRF: []}
             for tenant, text, vec in queries[: args.reference_queries]:
                 kw = await tenant_fetch(
@@ -418,7 +421,9 @@ async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
                 keyword_hits = [LegHit(r["id"], float(r["score"])) for r in kw]
                 vector_hits = [LegHit(r["id"], float(r["score"])) for r in full_vec]
                 exact_by_fusion = {
-                    pb.FUSION_SCORE: score_fusion(keyword_hits, vector_hits)[:10],
+                    pb.FUSION_SCORE: score_fusion(
+                        keyword_hits[: DEFAULT_DEPTH.keyword], vector_hits[: DEFAULT_DEPTH.vector]
+                    )[:10],
                     pb.FUSION_RRF: rrf(keyword_hits, vector_hits)[:10],
                 }
                 for fusion, exact in exact_by_fusion.items():
@@ -438,7 +443,7 @@ async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
                 "vector_leg_recall_at_10": round(statistics.fmean(ours), 4),
                 "vector_leg_min_recall_at_10": min(ours),
                 "reference_ann_recall_at_10": round(statistics.fmean(ann), 4),
-                "hybrid_overlap_at_10_with_exact_fusion": round(
+                "hybrid_overlap_at_10_with_exact_distances": round(
                     statistics.fmean(overlaps[pb.FUSION_SCORE]), 4
                 ),
                 "hybrid_rrf_overlap_at_10_with_exact_rrf": round(

@@ -224,6 +224,13 @@ def test_report_sections_take_only_the_planned_headings() -> None:
     assert sections[2].body == "- What are x's limits?"
 
 
+def test_report_sections_take_folded_headings_of_planned_questions() -> None:
+    text = "# Research: x\n\n## What is x? / How does x work?\n\nX is a thing [1].\n## A / B\nz"
+    sections = report_sections(text, ["How does x work?", "What is x?", NOT_COVERED])
+    assert [s.questions for s in sections] == [["What is x?", "How does x work?"]]
+    assert sections[0].body == "X is a thing [1].\n## A / B\nz"
+
+
 def test_research_report_citations_are_placed_in_their_sections() -> None:
     claim = SUPPORT.removesuffix(".") + " [1]."
     task = research_report(
@@ -250,6 +257,7 @@ def test_research_report_citations_are_placed_in_their_sections() -> None:
     assert figures == {
         "state": COMPLETED,
         "sub_questions_planned": 3,
+        "sub_questions_answered": 2,
         "sections_written": 2,
         "sections_answered": 2,
         "sections_not_covered": 1,
