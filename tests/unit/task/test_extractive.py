@@ -27,7 +27,7 @@ PLATFORM = [
         "documents/platform",
         "p-0",
         "Platform",
-        "Tenancy > Row-level security\nEvery table enables and forces row-level security. "
+        "Tenant isolation > Row-level security\nEvery table enables and forces row-level security. "
         "A transaction sees only the rows of the tenant taken from the verified token.",
     ),
     Source(
@@ -74,6 +74,8 @@ async def test_it_answers_in_other_words_through_stems_and_meaning(
 ) -> None:
     answer = await ask(generator, "How are tenants kept apart?", PLATFORM)
     assert "row-level security" in answer
+    isolated = await ask(generator, "How is one tenant isolated from another?", PLATFORM)
+    assert "row-level security" in isolated
     assert "[1]" in answer
     assert "protomesh ask" not in answer  # code, and a quote of the question, are not answers
 
@@ -85,8 +87,8 @@ async def test_it_abstains_when_the_sources_do_not_answer(generator: ExtractiveG
 
 
 def test_heading_lines_are_context_not_quotes() -> None:
-    assert split_heading("Tenancy > Row-level security\nBody text.") == (
-        "Tenancy > Row-level security",
+    assert split_heading("Tenant isolation > Row-level security\nBody text.") == (
+        "Tenant isolation > Row-level security",
         "Body text.",
     )
     assert split_heading("A sentence that ends.\nMore.") == ("", "A sentence that ends.\nMore.")
@@ -96,7 +98,7 @@ def test_heading_lines_are_context_not_quotes() -> None:
         "A transaction sees only the rows of the tenant taken from the verified token.",
         "The gateway maps gRPC statuses to HTTP ones.",
     ]
-    assert found[0].heading == "Tenancy > Row-level security"
+    assert found[0].heading == "Tenant isolation > Row-level security"
 
 
 def test_terms_are_stemmed_content_words() -> None:
