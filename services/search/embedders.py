@@ -33,6 +33,7 @@ import httpx
 import numpy as np
 
 from services.platform import telemetry
+from services.platform.resilience import RETRYABLE_HTTP_STATUS, backoff_delay
 from services.search import metrics
 from services.search.breaker import CircuitBreaker, CircuitOpenError
 from services.search.chunking import TokenCounter, WordCounter
@@ -232,14 +233,6 @@ def _cl100k_words(words: list[str]) -> list[int]:
     return [len(encoding.encode_ordinary(" " + w)) for w in words]
 
 
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-
-
-def full_jitter_backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
-    """AWS "full jitter": a uniform wait in [0, min(cap, base·2^attempt)]."""
-    return rng.uniform(0.0, min(cap, base * (2**attempt)))
-
-
 class OpenAICompatibleEmbedder:
     """`POST {base_url}/embeddings` in batches; transient failures are retried with
     full-jitter backoff, and a circuit breaker stops calling a provider that keeps
@@ -297,7 +290,7 @@ class OpenAICompatibleEmbedder:
         for attempt in range(config.max_attempts):
             if attempt:
                 await asyncio.sleep(
-                    full_jitter_backoff(
+                    backoff_delay(
                         attempt - 1,
                         config.backoff_base_seconds,
                         config.backoff_cap_seconds,
@@ -311,7 +304,7 @@ class OpenAICompatibleEmbedder:
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 continue
-            if response.status_code in RETRYABLE_STATUS:
+            if response.status_code in RETRYABLE_HTTP_STATUS:
                 last = f"HTTP {response.status_code}"
                 continue
             if response.status_code >= 400:

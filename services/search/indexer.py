@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from services.platform.logs import get_logger
+from services.platform.resilience import backoff_delay
 from services.search import metrics
 from services.search.chunking import (
     CHUNKER_VERSION,
@@ -166,12 +167,11 @@ class Indexer:
                 raise
             except Exception as exc:
                 self.connected.clear()
-                delay = self._rng.uniform(
-                    0,
-                    min(
-                        self.options.reconnect_cap_seconds,
-                        self.options.reconnect_base_seconds * 2**failures,
-                    ),
+                delay = backoff_delay(
+                    failures,
+                    self.options.reconnect_base_seconds,
+                    self.options.reconnect_cap_seconds,
+                    self._rng,
                 )
                 failures = min(failures + 1, 16)
                 log.warning("change feed lost; reconnecting", error=repr(exc), delay=delay)

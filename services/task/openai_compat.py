@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
+import math
 from typing import Any
 
 import httpx
 
+from services.platform.resilience import RETRYABLE_HTTP_STATUS, backoff_delay
 from services.task.breaker import CircuitBreaker, ProviderUnavailable
 from services.task.generation import Generation, OnDelta, Prompt, Usage, count_tokens
-
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 class ProviderError(Exception):
@@ -82,9 +81,8 @@ class OpenAICompatibleGenerator:
                         "PROVIDER",
                         self.breaker.retry_after_seconds(),
                     ) from exc
+                await asyncio.sleep(backoff_delay(attempt, self.backoff_base_seconds, math.inf))
                 attempt += 1
-                ceiling = self.backoff_base_seconds * 2 ** (attempt - 1)
-                await asyncio.sleep(random.uniform(0, ceiling))
                 continue
             self.breaker.record_success()
             text = "".join(streamed)
@@ -109,7 +107,7 @@ class OpenAICompatibleGenerator:
                     detail = (await response.aread())[:200].decode(errors="replace")
                     raise ProviderError(
                         f"HTTP {response.status_code}: {detail}",
-                        response.status_code in RETRYABLE_STATUS,
+                        response.status_code in RETRYABLE_HTTP_STATUS,
                     )
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):

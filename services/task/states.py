@@ -7,8 +7,6 @@ nor one in a query can move a task along an illegal edge.
 
 from __future__ import annotations
 
-import random
-
 from protomesh.task.v1 import task_service_pb2 as pb
 
 SUBMITTED = pb.TASK_STATE_SUBMITTED
@@ -62,11 +60,3 @@ def can_transition(old: int, new: int) -> bool:
 def check_transition(old: int, new: int) -> None:
     if not can_transition(old, new):
         raise IllegalTransition(old, new)
-
-
-def backoff_seconds(
-    attempt: int, base: float, cap: float, rng: random.Random | None = None
-) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
-    ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
-    return (rng or random).uniform(0.0, ceiling)

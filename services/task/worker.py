@@ -51,6 +51,7 @@ from services.platform.db import Pool, create_pool
 from services.platform.identity import DELEGATED_TOKEN_TTL_SECONDS, ServiceIdentity
 from services.platform.interceptors import REQUEST_ID_HEADER
 from services.platform.logs import configure_logging, get_logger
+from services.platform.resilience import backoff_delay
 from services.platform.server import app_dsn
 from services.platform.telemetry import serve_metrics
 from services.task import metrics, states
@@ -497,8 +498,8 @@ class Worker:
                 row, lease, states.FAILED, f"failed after {attempts} attempts: {message}", error
             )
             return
-        delay = not_before + states.backoff_seconds(
-            attempts, self.config.backoff_base_seconds, self.config.backoff_cap_seconds
+        delay = not_before + backoff_delay(
+            attempts - 1, self.config.backoff_base_seconds, self.config.backoff_cap_seconds
         )
         await self._finish(
             row,

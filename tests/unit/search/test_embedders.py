@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import shutil
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from services.search.embedders import (
     ModelIntegrityError,
     OpenAICompatibleEmbedder,
     embedder_from_env,
-    full_jitter_backoff,
 )
 
 
@@ -115,13 +113,6 @@ async def test_http_embedder_breaker_opens_then_fails_fast() -> None:
     with pytest.raises(EmbeddingError, match="circuit breaker"):
         await embedder.embed(["a"])
     assert len(seen) == calls
-
-
-def test_full_jitter_stays_within_the_capped_exponential() -> None:
-    rng = random.Random(1)
-    for attempt in range(10):
-        wait = full_jitter_backoff(attempt, 0.1, 2.0, rng)
-        assert 0 <= wait <= min(2.0, 0.1 * 2**attempt)
 
 
 async def test_guarded_embedder_turns_failures_into_embedding_errors() -> None:
