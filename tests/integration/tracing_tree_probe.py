@@ -123,7 +123,9 @@ async def main() -> None:
                 assert found.results, "the ingested document is not searchable"
 
                 pool = await create_worker_pool(settings, 6)
-                worker, clients = build_worker(pool, settings, WORKER, ExtractiveGenerator(minilm_encoder()))
+                worker, clients = build_worker(
+                    pool, settings, WORKER, ExtractiveGenerator(minilm_encoder())
+                )
                 worker.start()
                 app = create_app(GatewayConfig.from_settings(settings, environ={}))
                 try:
