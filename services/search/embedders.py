@@ -6,7 +6,7 @@
   are checked against the sha256 digests in that folder's `manifest.json` at
   load, and nothing is ever downloaded.
 - `OpenAICompatibleEmbedder`: any `/v1/embeddings` endpoint over httpx, with
-  timeouts, retries (exponential backoff, full jitter) and a circuit breaker.
+  timeouts and retries (exponential backoff, full jitter).
 - `HashingEmbedder`: deterministic feature hashing of words, for tests only.
 
 `GuardedEmbedder` puts a `CircuitBreaker` in front of any of them; the service
@@ -33,9 +33,8 @@ import httpx
 import numpy as np
 
 from services.platform import telemetry
-from services.platform.resilience import RETRYABLE_HTTP_STATUS, backoff_delay
+from services.platform.resilience import RETRYABLE_HTTP_STATUS, CircuitBreaker, backoff_delay
 from services.search import metrics
-from services.search.breaker import CircuitBreaker, CircuitOpenError
 from services.search.chunking import TokenCounter, WordCounter
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "all-minilm-l6-v2"
@@ -235,20 +234,18 @@ def _cl100k_words(words: list[str]) -> list[int]:
 
 class OpenAICompatibleEmbedder:
     """`POST {base_url}/embeddings` in batches; transient failures are retried with
-    full-jitter backoff, and a circuit breaker stops calling a provider that keeps
-    failing (calls then fail fast with `EmbeddingError`)."""
+    full-jitter backoff. The service puts it behind `GuardedEmbedder`, whose circuit
+    breaker stops calling a provider that keeps failing."""
 
     def __init__(
         self,
         config: HttpEmbedderConfig,
         client: httpx.AsyncClient | None = None,
-        breaker: CircuitBreaker | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.token_counter: TokenCounter = CachedCounter(_cl100k_words, config.max_input_tokens, 0)
         self._client = client or httpx.AsyncClient(timeout=config.timeout_seconds)
-        self.breaker = breaker or CircuitBreaker(f"embedder {config.model}")
         self._rng = rng or random.Random()
 
     @property
@@ -267,17 +264,7 @@ class OpenAICompatibleEmbedder:
         return vectors
 
     async def _embed_batch(self, texts: list[str]) -> list[Vector]:
-        if not texts:
-            return []
-        if not self.breaker.allow():
-            raise EmbeddingError(self.breaker.describe() or "embedder unavailable")
-        try:
-            vectors = await self._with_retries(texts)
-        except EmbeddingError as exc:
-            self.breaker.record_failure(str(exc))
-            raise
-        self.breaker.record_success()
-        return vectors
+        return await self._with_retries(texts) if texts else []
 
     async def _with_retries(self, texts: list[str]) -> list[Vector]:
         config = self.config
@@ -411,7 +398,7 @@ class GuardedEmbedder:
                     },
                 ):
                     vectors = await self.inner.embed(texts)
-        except (EmbeddingError, CircuitOpenError, TimeoutError, OSError, RuntimeError) as exc:
+        except (EmbeddingError, TimeoutError, OSError, RuntimeError) as exc:
             self.breaker.record_failure(f"{type(exc).__name__}: {exc}")
             metrics.EMBEDDING_BATCH.labels(self.model_id, "error").observe(
                 time.perf_counter() - started

@@ -19,9 +19,19 @@ from typing import Any
 
 import httpx
 
-from services.platform.resilience import RETRYABLE_HTTP_STATUS, backoff_delay
-from services.task.breaker import CircuitBreaker, ProviderUnavailable
+from services.platform.errors import Unavailable
+from services.platform.resilience import RETRYABLE_HTTP_STATUS, CircuitBreaker, backoff_delay
 from services.task.generation import Generation, OnDelta, Prompt, Usage, count_tokens
+
+
+class ProviderUnavailable(Unavailable):
+    """The model provider failed, or its circuit is open. `retry_after_seconds`: how
+    long until the breaker lets a call through again (0 when it is closed), so the
+    task is retried when a call can reach the provider, not into another fast failure."""
+
+    def __init__(self, message: str, reason: str, retry_after_seconds: float = 0.0) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ProviderError(Exception):
@@ -48,7 +58,7 @@ class OpenAICompatibleGenerator:
         self.timeout = httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds))
         self.max_retries = max_retries
         self.backoff_base_seconds = backoff_base_seconds
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or CircuitBreaker(f"model provider {model}")
         self._client = client
 
     def _headers(self) -> dict[str, str]:
@@ -69,12 +79,17 @@ class OpenAICompatibleGenerator:
         }
         attempt = 0
         while True:
-            self.breaker.before_call()
+            if not self.breaker.allow():
+                raise ProviderUnavailable(
+                    "model provider circuit open",
+                    "CIRCUIT_OPEN",
+                    self.breaker.retry_after_seconds(),
+                )
             streamed: list[str] = []
             try:
                 usage = await self._stream(body, streamed, on_delta)
             except ProviderError as exc:
-                self.breaker.record_failure()
+                self.breaker.record_failure(str(exc))
                 if not exc.retryable or streamed or attempt >= self.max_retries:
                     raise ProviderUnavailable(
                         f"model provider failed: {exc}",

@@ -55,7 +55,6 @@ from services.platform.resilience import backoff_delay
 from services.platform.server import app_dsn
 from services.platform.telemetry import serve_metrics
 from services.task import metrics, states
-from services.task.breaker import ProviderUnavailable
 from services.task.execution import (
     Canceled,
     Downstream,
@@ -66,6 +65,7 @@ from services.task.execution import (
 )
 from services.task.generation import Generator, generator_from_env
 from services.task.metering import BudgetExhausted, Hold, Meter
+from services.task.openai_compat import ProviderUnavailable
 from services.task.store import Fenced, Lease, Row, TaskStore
 from services.task.workflows import Registry, default_registry
 

@@ -39,10 +39,10 @@ from services.cost.service import make_spec as cost_spec
 from services.document.feed import WatchOptions
 from services.document.service import make_spec as document_spec
 from services.platform.config import Settings
+from services.platform.resilience import CircuitBreaker
 from services.platform.server import ServiceServer, ServiceSpec
 from services.search.embedders import HashingEmbedder
 from services.search.service import make_spec as search_spec
-from services.task.breaker import CircuitBreaker
 from services.task.generation import Generator
 from services.task.openai_compat import OpenAICompatibleGenerator
 from services.task.service import SPEC as TASK_SPEC
@@ -271,7 +271,7 @@ FAST_WORKER_ENV = {
 
 def generator_for(provider: ModelProvider, **options: Any) -> OpenAICompatibleGenerator:
     """The real OpenAI-compatible client, pointed at the local provider."""
-    options.setdefault("breaker", CircuitBreaker(threshold=5, cooldown_seconds=30.0))
+    options.setdefault("breaker", CircuitBreaker("model provider", 5, 30.0))
     return OpenAICompatibleGenerator(provider.url, PRICED_MODEL, **options)
 
 

@@ -29,7 +29,7 @@ from protomesh.task.v1 import task_service_pb2 as pb
 from services.document.feed import WatchOptions
 from services.document.service import make_spec as document_spec
 from services.platform.config import Settings
-from services.search.breaker import CircuitBreaker as EmbedderBreaker
+from services.platform.resilience import CircuitBreaker
 from services.search.embedders import (
     INDEX_DIMENSIONS,
     Embedder,
@@ -38,7 +38,6 @@ from services.search.embedders import (
     OpenAICompatibleEmbedder,
 )
 from services.search.service import make_spec as search_spec
-from services.task.breaker import CircuitBreaker
 from tests.conftest import Mint, running
 from tests.faults.conftest import (
     FAST_WORKER,
@@ -80,7 +79,7 @@ async def test_tasks_wait_out_an_open_breaker_and_complete_after_the_half_open_p
     mint: Mint,
 ) -> None:
     tenant = Tenant(system, mint, f"down-{uuid.uuid4().hex[:8]}")
-    breaker = CircuitBreaker(threshold=2, cooldown_seconds=COOLDOWN)
+    breaker = CircuitBreaker("model provider", failure_threshold=2, reset_seconds=COOLDOWN)
     generator = generator_for(
         provider, max_retries=1, backoff_base_seconds=0.05, timeout_seconds=2.0, breaker=breaker
     )
@@ -148,7 +147,7 @@ async def test_tasks_wait_out_an_open_breaker_and_complete_after_the_half_open_p
 @dataclasses.dataclass
 class EmbedderOutage:
     stack: Stack
-    breaker: EmbedderBreaker
+    breaker: CircuitBreaker
 
 
 @pytest.fixture
@@ -159,7 +158,7 @@ async def http_embedded_search(
     the real HTTP embedder client at the local provider."""
     dsn = await fresh_database(migrated, "faults_search")
     local = dataclasses.replace(settings, database_url=dsn)
-    breaker = EmbedderBreaker("embedder", failure_threshold=2, reset_seconds=COOLDOWN)
+    breaker = CircuitBreaker("embedder", failure_threshold=2, reset_seconds=COOLDOWN)
     config = HttpEmbedderConfig(
         base_url=provider.url,
         model="text-embedding-3-small",
@@ -169,8 +168,7 @@ async def http_embedded_search(
     )
 
     def http_embedder() -> Embedder:
-        # Its own breaker stays out of the way: the guard's is the one under test.
-        return OpenAICompatibleEmbedder(config, breaker=EmbedderBreaker("inner", 1000, 0.0))
+        return OpenAICompatibleEmbedder(config)  # the guard's breaker is its only one
 
     def guard(inner: Embedder) -> GuardedEmbedder:
         return GuardedEmbedder(inner, breaker)

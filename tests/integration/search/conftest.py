@@ -23,8 +23,8 @@ from services.document.service import make_spec as document_spec
 from services.platform.config import Settings
 from services.platform.db import with_database
 from services.platform.migrations import migrate
+from services.platform.resilience import CircuitBreaker
 from services.platform.server import ServiceServer
-from services.search.breaker import CircuitBreaker
 from services.search.embedders import Embedder, GuardedEmbedder, HashingEmbedder
 from services.search.indexer import IndexerOptions
 from services.search.service import make_spec

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.search.breaker import CircuitBreaker
+from services.platform.resilience import CircuitBreaker
 from services.search.embedders import (
     MODEL_DIR,
     EmbeddingError,
@@ -102,10 +102,10 @@ async def test_http_embedder_does_not_retry_client_errors() -> None:
     assert seen == [400]
 
 
-async def test_http_embedder_breaker_opens_then_fails_fast() -> None:
+async def test_guarded_http_embedder_breaker_opens_then_fails_fast() -> None:
     client, seen = fake_provider([500] * 8)
     breaker = CircuitBreaker("p", failure_threshold=2, reset_seconds=60)
-    embedder = OpenAICompatibleEmbedder(config(max_attempts=2), client, breaker)
+    embedder = GuardedEmbedder(OpenAICompatibleEmbedder(config(max_attempts=2), client), breaker)
     for _ in range(2):
         with pytest.raises(EmbeddingError):
             await embedder.embed(["a"])

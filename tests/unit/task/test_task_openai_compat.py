@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from services.platform.errors import Unavailable
-from services.task.breaker import CircuitBreaker
+from services.platform.resilience import CircuitBreaker
 from services.task.generation import Prompt, Source, count_tokens, generator_from_env
 from services.task.openai_compat import OpenAICompatibleGenerator
 from tests.integration.task.fake_openai import Script, fake_openai
@@ -58,7 +58,7 @@ async def test_transient_provider_errors_are_retried() -> None:
 
 async def test_client_errors_are_not_retried_and_the_breaker_opens() -> None:
     script = Script(fail_first=100, fail_status=400)
-    breaker = CircuitBreaker(threshold=2, cooldown_seconds=60)
+    breaker = CircuitBreaker("provider", failure_threshold=2, reset_seconds=60)
     async with fake_openai(script) as url:
         generator = OpenAICompatibleGenerator(url, "m1", breaker=breaker)
         for _ in range(2):

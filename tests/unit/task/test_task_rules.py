@@ -1,12 +1,10 @@
-"""Pure rules of the task service: lifecycle, backoff, citations, circuit breaker."""
+"""Pure rules of the task service: lifecycle and citations."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.platform.errors import Unavailable
 from services.task import citations, states
-from services.task.breaker import CircuitBreaker
 from services.task.generation import Source
 
 
@@ -60,21 +58,3 @@ def test_citations_are_verified_against_the_cited_chunk() -> None:
 def test_sentences_without_a_citation_are_reported() -> None:
     _, uncited = citations.extract("Dogs love walks [2]. Birds sing.", SOURCES)
     assert uncited == ["Birds sing."]
-
-
-def test_the_breaker_opens_after_consecutive_failures_and_half_opens_after_cooldown() -> None:
-    now = [0.0]
-    breaker = CircuitBreaker(threshold=2, cooldown_seconds=10, clock=lambda: now[0])
-    breaker.record_failure()
-    breaker.before_call()
-    breaker.record_failure()
-    with pytest.raises(Unavailable):
-        breaker.before_call()
-    now[0] = 11
-    assert breaker.state == "half-open"
-    breaker.before_call()
-    breaker.record_failure()  # the trial failed: open again
-    assert breaker.state == "open"
-    now[0] = 22
-    breaker.record_success()
-    assert breaker.state == "closed"

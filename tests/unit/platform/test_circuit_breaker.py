@@ -1,0 +1,117 @@
+"""The one circuit breaker (model providers in search and tasks): its rules, with
+a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.platform.resilience import BreakerState, CircuitBreaker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_opens_after_consecutive_failures_and_refuses_calls() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=3, reset_seconds=10, clock=clock)
+    for _ in range(2):
+        breaker.record_failure("boom")
+    assert breaker.allow()
+    assert breaker.state is BreakerState.CLOSED
+    breaker.record_failure("boom")
+    assert breaker.is_open
+    assert not breaker.allow()
+    assert "boom" in breaker.describe()
+
+
+def test_half_open_admits_one_trial_whose_success_closes_it() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=1, reset_seconds=10, clock=clock)
+    breaker.record_failure()
+    clock.now = 10
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow()
+    assert not breaker.allow()
+    breaker.record_success()
+    state: BreakerState = breaker.state
+    assert state is BreakerState.CLOSED
+    assert breaker.describe() == ""
+
+
+def test_failed_trial_reopens_for_a_full_interval() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=1, reset_seconds=10, clock=clock)
+    breaker.record_failure()
+    clock.now = 10
+    assert breaker.allow()
+    breaker.record_failure()
+    clock.now = 19
+    assert breaker.is_open
+    clock.now = 20
+    assert breaker.allow()
+
+
+def test_success_resets_the_failure_count() -> None:
+    breaker = CircuitBreaker("x", failure_threshold=2)
+    breaker.record_failure()
+    breaker.record_success()
+    breaker.record_failure()
+    assert not breaker.is_open
+
+
+async def test_half_open_admits_exactly_one_of_many_concurrent_callers() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=1, reset_seconds=10, clock=clock)
+    breaker.record_failure()
+    clock.now = 10
+    release = asyncio.Event()
+    calls = 0
+
+    async def call() -> bool:
+        nonlocal calls
+        if not breaker.allow():
+            return False
+        calls += 1
+        await release.wait()  # the trial is slow: everyone else arrives meanwhile
+        breaker.record_success()
+        return True
+
+    callers = [asyncio.create_task(call()) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    admitted = await asyncio.gather(*callers)
+    assert admitted.count(True) == 1
+    assert calls == 1
+    assert breaker.state is BreakerState.CLOSED
+    assert breaker.allow()
+
+
+def test_refused_callers_learn_how_long_to_wait() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=1, reset_seconds=10, clock=clock)
+    assert breaker.retry_after_seconds() == 0.0
+    breaker.record_failure()
+    clock.now = 4
+    assert breaker.retry_after_seconds() == 6.0
+    clock.now = 12
+    assert breaker.allow()  # the trial
+    clock.now = 15
+    assert not breaker.allow()
+    assert breaker.retry_after_seconds() == 7.0  # until the trial's window ends
+
+
+def test_a_trial_that_never_reports_back_stops_blocking_after_an_interval() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=1, reset_seconds=10, clock=clock)
+    breaker.record_failure()
+    clock.now = 10
+    assert breaker.allow()  # its caller is cancelled: neither success nor failure
+    clock.now = 19
+    assert not breaker.allow()
+    clock.now = 20
+    assert breaker.allow()
