@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from services.cost.tiers import DEFAULT_TIERS, Tier
 from services.platform.errors import QuotaViolation, ResourceExhausted
-from services.platform.limits import Bucket
+from services.platform.limits import TokenBuckets
 from services.platform.logs import get_logger
 
 log = get_logger("protomesh.cost.ratelimit")
@@ -37,9 +37,8 @@ class TierRateLimiter:
         self._load = load_tiers
         self._tiers = tiers
         self.ttl_seconds = ttl_seconds
-        self._clock = clock
         self._tenant_tiers: dict[str, str] = {}
-        self._buckets: dict[tuple[str, int], Bucket] = {}
+        self._buckets: TokenBuckets[tuple[str, int]] = TokenBuckets(clock)
 
     def set_tier(self, tenant_id: str, tier: str) -> None:
         self._tenant_tiers[tenant_id] = tier
@@ -53,12 +52,7 @@ class TierRateLimiter:
             return
         rate = tier.requests_per_minute / 60.0
         capacity = float(tier.requests_per_minute)
-        now = self._clock()
-        key = (tenant_id, rate_limit_class)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = Bucket(capacity, now)
-        wait = bucket.take(rate, capacity, now)
+        wait = self._buckets.take((tenant_id, rate_limit_class), rate, capacity)
         if not wait:
             return
         raise ResourceExhausted(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from services.platform.errors import QuotaViolation, ResourceExhausted
 from services.platform.identity import SERVICE_TENANT
@@ -33,6 +34,7 @@ CLASS_NAMES = {
 DEFAULT_RATES = "read=60000,write=30000,search=6000,expensive=600,stream=1200,admin=600"
 SWEEP_EVERY_CHECKS = 4096
 Clock = Callable[[], float]
+K = TypeVar("K")
 
 
 def parse_rates(spec: str) -> dict[str, int]:
@@ -75,20 +77,58 @@ class LimitConfig:
 
 @dataclass
 class Bucket:
-    """A token bucket's state: tokens left and when they were counted."""
+    """A token bucket's state: tokens left and when they were counted, and the rate
+    and capacity it was last taken from."""
 
     tokens: float
     updated: float
+    rate: float = 0.0
+    capacity: float = 0.0
 
     def take(self, rate: float, capacity: float, now: float) -> float:
         """Refills at `rate` per second up to `capacity`, then takes one token:
         0.0 when taken, else the seconds until one is available."""
+        self.rate, self.capacity = rate, capacity
         self.tokens = min(capacity, self.tokens + (now - self.updated) * rate)
         self.updated = now
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return 0.0
         return (1.0 - self.tokens) / rate
+
+    def full_at(self, now: float) -> bool:
+        """Whether it has refilled completely by `now` (then it equals a new one)."""
+        return self.rate <= 0 or self.tokens + (now - self.updated) * self.rate >= self.capacity
+
+
+class TokenBuckets(Generic[K]):
+    """Token buckets by key (the one rate limiter of the platform's interceptor and
+    of the cost service's tiers): a new key starts full; every `SWEEP_EVERY_CHECKS`
+    takes, buckets that have refilled completely are forgotten, so memory follows
+    the active keys, not every key ever seen."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[K, Bucket] = {}
+        self._takes = 0
+
+    def take(self, key: K, rate: float, capacity: float) -> float:
+        """One token from `key`'s bucket: 0.0 when taken, else seconds to wait."""
+        now = self._clock()
+        self._takes += 1
+        if self._takes % SWEEP_EVERY_CHECKS == 0:
+            self.sweep(now)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = Bucket(capacity, now)
+        return bucket.take(rate, capacity, now)
+
+    def sweep(self, now: float) -> None:
+        for key in [k for k, bucket in self._buckets.items() if bucket.full_at(now)]:
+            del self._buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 class TenantLimits:
@@ -97,10 +137,8 @@ class TenantLimits:
     def __init__(self, config: LimitConfig, service: str, clock: Clock = time.monotonic) -> None:
         self.config = config
         self.service = service
-        self._clock = clock
-        self._buckets: dict[tuple[str, str], Bucket] = {}
+        self._buckets: TokenBuckets[tuple[str, str]] = TokenBuckets(clock)
         self._in_flight: dict[str, int] = {}
-        self._checks = 0
 
     # -- rate ---------------------------------------------------------------
 
@@ -114,15 +152,7 @@ class TenantLimits:
             return
         rate = per_minute / 60.0
         capacity = max(1.0, rate * self.config.burst_seconds)
-        now = self._clock()
-        self._checks += 1
-        if self._checks % SWEEP_EVERY_CHECKS == 0:
-            self._sweep(now)
-        key = (tenant_id, name)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = Bucket(capacity, now)
-        wait = bucket.take(rate, capacity, now)
+        wait = self._buckets.take((tenant_id, name), rate, capacity)
         if not wait:
             return
         RATE_LIMIT_REJECTIONS.labels(self.service, name).inc()
@@ -132,17 +162,6 @@ class TenantLimits:
             [QuotaViolation(f"tenants/{tenant_id}", f"{name}: {per_minute} calls per minute")],
             retry_after_seconds=round(wait, 3),
         )
-
-    def _sweep(self, now: float) -> None:
-        """Forgets buckets that have refilled completely (they equal new ones)."""
-        full = []
-        for (tenant, name), bucket in self._buckets.items():
-            rate = self.config.per_minute.get(name, 0) / 60.0
-            capacity = max(1.0, rate * self.config.burst_seconds)
-            if rate <= 0 or bucket.tokens + (now - bucket.updated) * rate >= capacity:
-                full.append((tenant, name))
-        for key in full:
-            del self._buckets[key]
 
     # -- concurrency --------------------------------------------------------
 

@@ -50,3 +50,15 @@ def test_free_tier_allows_a_minute_of_burst_then_refills() -> None:
     limiter.check("t", 1)
     with pytest.raises(ResourceExhausted):
         limiter.check("t", 1)
+
+
+def test_buckets_of_tenants_gone_quiet_are_forgotten() -> None:
+    clock = FakeMonotonic()
+    limiter = TierRateLimiter(_no_tiers, clock=clock)
+    for tenant in range(50):
+        limiter.set_tier(f"t{tenant}", "free")
+        limiter.check(f"t{tenant}", 1)
+    assert len(limiter._buckets) == 50
+    clock.now += 60.0  # a free bucket refills in a minute
+    limiter._buckets.sweep(clock.now)
+    assert len(limiter._buckets) == 0

@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 from services.platform.errors import ResourceExhausted
 from services.platform.identity import SERVICE_TENANT
-from services.platform.limits import LimitConfig, TenantLimits, parse_rates
+from services.platform.limits import (
+    SWEEP_EVERY_CHECKS,
+    LimitConfig,
+    TenantLimits,
+    TokenBuckets,
+    parse_rates,
+)
 
 READ, WRITE, SEARCH = 1, 2, 3
 
@@ -61,7 +67,7 @@ def test_full_buckets_are_forgotten() -> None:
     for tenant in range(100):
         limiter.check(f"t{tenant}", READ)
     clock.now += 3600
-    limiter._sweep(clock.now)
+    limiter._buckets.sweep(clock.now)
 
     assert limiter.tracked_buckets == 0
 
@@ -99,3 +105,16 @@ def test_admitted_calls_never_exceed_burst_plus_refill(gaps: list[float]) -> Non
         except ResourceExhausted:
             pass
     assert admitted <= 5 + sum(gaps) + 1e-9
+
+
+def test_token_buckets_sweep_on_their_own_every_so_many_takes() -> None:
+    clock = Clock()
+    buckets: TokenBuckets[str] = TokenBuckets(clock)
+    for i in range(100):
+        assert buckets.take(f"k{i}", rate=1.0, capacity=2.0) == 0.0
+    clock.now += 10
+    for _ in range(SWEEP_EVERY_CHECKS - 100 - 1):
+        buckets.take("busy", rate=1e9, capacity=1e9)
+    assert len(buckets) == 101
+    buckets.take("busy", rate=1e9, capacity=1e9)  # the sweeping take
+    assert len(buckets) == 1
