@@ -35,8 +35,10 @@ from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway import a2a_mapping as mapping
+from gateway import errors as gateway_errors
 from gateway.backends import Backends
 from gateway.mcp_http import bearer_token
+from gateway.responses import send_error
 from protomesh.task.v1 import task_service_pb2 as pb
 
 TASK_SERVICE = "protomesh.task.v1.TaskService"
@@ -381,37 +383,21 @@ class RequireBearer:
             await self.app(scope, receive, send)
             return
         if not bearer_token(Request(scope).headers):
-            await _unauthenticated(send)
+            refusal = gateway_errors.unauthenticated(
+                "A2A calls need an Authorization: Bearer <token> header"
+            )
+            await send_error(send, refusal, [])
             return
 
         async def challenge(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] == 401:
                 message["headers"] = [
                     *message.get("headers", []),
-                    (b"www-authenticate", b'Bearer realm="protomesh"'),
+                    (b"www-authenticate", gateway_errors.WWW_AUTHENTICATE.encode()),
                 ]
             await send(message)
 
         await self.app(scope, receive, challenge)
-
-
-async def _unauthenticated(send: Send) -> None:
-    body = (
-        b'{"error":{"code":401,"status":"UNAUTHENTICATED",'
-        b'"message":"A2A calls need an Authorization: Bearer <token> header"}}'
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"www-authenticate", b'Bearer realm="protomesh"'),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def a2a_routes(backends: Backends, base_url: str) -> list[BaseRoute]:

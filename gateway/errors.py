@@ -97,6 +97,11 @@ def detail(message: Message) -> dict[str, Any]:
     return _any_to_json(packed)
 
 
+def unauthenticated(message: str, challenge: str = WWW_AUTHENTICATE) -> GatewayError:
+    """401 with a `WWW-Authenticate` challenge (RFC 6750; MCP adds resource metadata)."""
+    return GatewayError(401, "UNAUTHENTICATED", message, headers={"www-authenticate": challenge})
+
+
 def bad_request(message: str, field_name: str = "") -> GatewayError:
     violations = []
     if field_name:

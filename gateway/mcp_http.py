@@ -19,18 +19,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from gateway import errors
 from gateway.backends import Backends
 from gateway.comments import Comments
 from gateway.mcp import McpTools, build_server, rpc_tools
+from gateway.responses import send_error
+from services.platform.auth import parse_bearer
 
 MCP_PATH = "/mcp"
 RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
 
 
 def bearer_token(headers: Any) -> str:
-    """The token of an `Authorization: Bearer <token>` header, or ""."""
-    scheme, _, token = str(headers.get("authorization", "")).partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+    """The bearer token of a request's headers, or ""."""
+    return parse_bearer(headers.get("authorization"))
 
 
 class McpEndpoint:
@@ -56,21 +58,12 @@ class McpEndpoint:
         request = Request(scope)
         if not bearer_token(request.headers):
             metadata = str(request.base_url).rstrip("/") + RESOURCE_METADATA_PATH
-            response = JSONResponse(
-                {
-                    "error": {
-                        "code": 401,
-                        "status": "UNAUTHENTICATED",
-                        "message": "MCP calls need an `Authorization: Bearer <token>` header",
-                    }
-                },
-                status_code=401,
-                headers={
-                    "WWW-Authenticate": f'Bearer resource_metadata="{metadata}", '
-                    'error="invalid_request", error_description="bearer token required"'
-                },
+            refusal = errors.unauthenticated(
+                "MCP calls need an `Authorization: Bearer <token>` header",
+                f'Bearer resource_metadata="{metadata}", '
+                'error="invalid_request", error_description="bearer token required"',
             )
-            await response(scope, receive, send)
+            await send_error(send, refusal, [])
             return
         await self.manager.handle_request(scope, receive, send)
 

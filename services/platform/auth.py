@@ -184,11 +184,18 @@ class TokenVerifier:
         )
 
 
+def parse_bearer(authorization: str | None) -> str:
+    """The token of an `authorization: Bearer <token>` value ("" when there is none
+    or the scheme is another). The one parser of the header, in services and gateway."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def bearer_token(authorization: str | None) -> str:
-    """The token of an `authorization: Bearer <token>` value."""
+    """The token of an `authorization: Bearer <token>` value, or Unauthenticated."""
     if not authorization:
         raise Unauthenticated("missing bearer token", reason="TOKEN_MISSING")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = parse_bearer(authorization)
+    if not token:
         raise Unauthenticated("authorization must be 'Bearer <token>'", reason="TOKEN_MISSING")
-    return token.strip()
+    return token

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from protomesh.document.v1 import document_service_pb2 as pb
+from services.platform.auth import parse_bearer
 from services.platform.config import Settings
 from services.platform.identity import load_key, public_jwk, rotate_dev_key
 from tests.conftest import Mint, bearer
@@ -154,3 +155,18 @@ async def test_rotation_keeps_old_and_new_keys_valid(
     )
     assert await _code(stub, bearer(new_token)) == grpc.StatusCode.OK
     assert await _code(stub, bearer(old_token)) == grpc.StatusCode.OK
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("Bearer abc", "abc"),
+        ("bearer  abc ", "abc"),
+        ("Basic abc", ""),
+        ("Bearer", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_one_parser_reads_the_bearer_token(header: str | None, token: str) -> None:
+    assert parse_bearer(header) == token

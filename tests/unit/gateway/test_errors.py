@@ -10,6 +10,7 @@ import pytest
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
+from gateway import errors
 from gateway.errors import bad_request, from_rpc_error
 from gateway.headers import metadata_from, request_id_of, timeout_from
 from gateway.jsonmap import BindError
@@ -205,3 +206,11 @@ def test_unusable_request_ids_are_replaced(given: str) -> None:
 
     assert replaced != given
     assert replaced.isascii()
+
+
+def test_unauthenticated_carries_its_challenge() -> None:
+    plain = errors.unauthenticated("no token")
+    assert (plain.http_status, plain.status) == (401, "UNAUTHENTICATED")
+    assert plain.response_headers() == {"www-authenticate": errors.WWW_AUTHENTICATE}
+    mcp = errors.unauthenticated("no token", 'Bearer resource_metadata="x"')
+    assert mcp.response_headers() == {"www-authenticate": 'Bearer resource_metadata="x"'}
