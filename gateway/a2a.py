@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
+from functools import partial
 from typing import Any
 
 import grpc
@@ -40,21 +41,12 @@ from gateway.backends import Backends
 from gateway.mcp_http import bearer_token
 from gateway.responses import send_error
 from protomesh.task.v1 import task_service_pb2 as pb
+from services.task import following
 
 TASK_SERVICE = "protomesh.task.v1.TaskService"
 A2A_PATH = "/a2a"
 CALL_TIMEOUT_SECONDS = 30.0
 BLOCKING_SECONDS = 120.0
-FINISHED = {
-    pb.TASK_STATE_COMPLETED,
-    pb.TASK_STATE_FAILED,
-    pb.TASK_STATE_CANCELED,
-    pb.TASK_STATE_REJECTED,
-}
-STOPPED = FINISHED | {
-    pb.TASK_STATE_INPUT_REQUIRED,
-    pb.TASK_STATE_AUTH_REQUIRED,
-}
 
 
 class Unauthenticated(errors.A2AError):
@@ -146,18 +138,16 @@ class TaskServiceAgent(RequestHandler):
     async def _watch(
         self, name: str, context: ServerCallContext
     ) -> AsyncIterator[pb.WatchTaskResponse]:
-        stream = self.backends.channel(TASK_SERVICE).unary_stream(
+        watch = self.backends.channel(TASK_SERVICE).unary_stream(
             f"/{TASK_SERVICE}/WatchTask",
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=pb.WatchTaskResponse.FromString,
-        )(pb.WatchTaskRequest(name=name), metadata=_metadata(context))
+        )
         try:
-            async for item in stream:
+            async for item in following.watch(partial(watch, metadata=_metadata(context)), name):
                 yield item
         except grpc.aio.AioRpcError as exc:
             raise a2a_error(exc) from None
-        finally:
-            stream.cancel()
 
     # -- A2A methods ---------------------------------------------------------
 
@@ -202,7 +192,7 @@ class TaskServiceAgent(RequestHandler):
         self, params: a2a.CancelTaskRequest, context: ServerCallContext
     ) -> a2a.Task | None:
         current = await self._get(_name(params.id), context)
-        if current.status.state in FINISHED:
+        if current.status.state in following.FINISHED:
             state = pb.TaskState.Name(current.status.state).removeprefix("TASK_STATE_")
             raise errors.TaskNotCancelableError(f"{current.name} is already {state}")
         task: pb.Task = await self._call(
@@ -219,13 +209,12 @@ class TaskServiceAgent(RequestHandler):
     ) -> a2a.Task | a2a.Message:
         task = await self._start(params, context)
         history = params.configuration.history_length
-        if params.configuration.return_immediately or task.status.state in STOPPED:
+        if params.configuration.return_immediately or task.status.state in following.STOPPED:
             return mapping.to_a2a_task(task, history)
         try:
             async with asyncio.timeout(BLOCKING_SECONDS):
                 async for item in self._watch(task.name, context):
-                    state = _state_of(item)
-                    if state in STOPPED:
+                    if following.stopped(item):
                         break
         except TimeoutError:
             pass  # answer with the task as it is; the client can subscribe
@@ -251,14 +240,14 @@ class TaskServiceAgent(RequestHandler):
             if item.HasField("task"):
                 current = item.task
                 yield mapping.to_a2a_task(current)
-                if current.status.state in STOPPED:
+                if current.status.state in following.STOPPED:
                     return
                 continue
             if current is None:
                 continue
             for event in mapping.to_a2a_events(current, item.event):
                 yield event
-            if _state_of(item) in STOPPED:
+            if following.stopped(item):
                 return
 
     async def _start(self, params: a2a.SendMessageRequest, context: ServerCallContext) -> pb.Task:
@@ -318,14 +307,6 @@ def _name(identifier: str) -> str:
 
 def _quoted(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _state_of(item: pb.WatchTaskResponse) -> int:
-    if item.HasField("task"):
-        return int(item.task.status.state)
-    if item.event.HasField("status_update"):
-        return int(item.event.status_update.state)
-    return pb.TASK_STATE_UNSPECIFIED
 
 
 def agent_card(base_url: str, version: str = "1.0.0") -> a2a.AgentCard:

@@ -22,6 +22,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import grpc
@@ -39,19 +40,12 @@ from gateway.comments import Comments
 from gateway.schema import Schema, message_json_schema
 from protomesh.common.v1 import options_pb2
 from protomesh.task.v1 import task_service_pb2 as task_pb
+from services.task import following
 
 TASK_SERVICE = "protomesh.task.v1.TaskService"
 Progress = Callable[[float, float | None, str], Awaitable[None]]
 CALL_TIMEOUT_SECONDS = 30.0
 ASK_TIMEOUT_SECONDS = 120.0
-TERMINAL = {
-    task_pb.TASK_STATE_COMPLETED,
-    task_pb.TASK_STATE_FAILED,
-    task_pb.TASK_STATE_CANCELED,
-    task_pb.TASK_STATE_REJECTED,
-    task_pb.TASK_STATE_INPUT_REQUIRED,
-    task_pb.TASK_STATE_AUTH_REQUIRED,
-}
 
 
 class ToolError(Exception):
@@ -282,10 +276,9 @@ class McpTools:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=task_pb.WatchTaskResponse.FromString,
         )
-        stream = watch(task_pb.WatchTaskRequest(name=name), metadata=_auth(token))
         try:
-            async for item in stream:
-                status = _status_of(item)
+            async for item in following.watch(partial(watch, metadata=_auth(token)), name):
+                status = following.status_of(item)
                 if status is None:
                     continue
                 if progress is not None:
@@ -295,22 +288,10 @@ class McpTools:
                         100.0,
                         f"{step}: {status.message}".strip(": "),
                     )
-                if status.state in TERMINAL:
+                if status.state in following.STOPPED:
                     return
         except grpc.aio.AioRpcError as exc:
             raise ToolError(_describe(exc)) from None
-        finally:
-            stream.cancel()
-
-
-def _status_of(item: task_pb.WatchTaskResponse) -> task_pb.TaskStatus | None:
-    if item.HasField("task"):
-        return item.task.status
-    if item.event.HasField("status_update"):
-        return item.event.status_update
-    if item.event.HasField("progress"):
-        return task_pb.TaskStatus(state=task_pb.TASK_STATE_WORKING, progress=item.event.progress)
-    return None
 
 
 def _answer(task: task_pb.Task) -> tuple[str, list[dict[str, Any]]]:

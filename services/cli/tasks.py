@@ -5,8 +5,8 @@ functions take a channel target and a bearer token."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import grpc
@@ -19,13 +19,7 @@ from rich.text import Text
 
 from protomesh.task.v1 import task_service_pb2 as pb
 from protomesh.task.v1 import task_service_pb2_grpc as pb_grpc
-
-TERMINAL = {
-    pb.TASK_STATE_COMPLETED,
-    pb.TASK_STATE_FAILED,
-    pb.TASK_STATE_CANCELED,
-    pb.TASK_STATE_REJECTED,
-}
+from services.task import following
 
 
 def state_name(state: int) -> str:
@@ -139,32 +133,14 @@ def citation_rows(artifacts: Any) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-async def _stream(
-    stub: pb_grpc.TaskServiceStub, name: str, token: str, after_seq: int = 0
-) -> AsyncIterator[pb.WatchTaskResponse]:
-    """WatchTask, resuming from the last sequence seen when the stream breaks."""
-    cursor = after_seq
-    for _ in range(20):
-        try:
-            async for item in stub.WatchTask(
-                pb.WatchTaskRequest(name=name, after_seq=cursor), metadata=_metadata(token)
-            ):
-                if item.HasField("event"):
-                    cursor = item.event.sequence
-                yield item
-            return
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                raise
-
-
 async def watch(target: str, token: str, name: str, console: Console) -> WatchView:
     """Renders a task live until it ends."""
     view = WatchView()
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.TaskServiceStub(channel)
         with Live(view.render(), console=console, refresh_per_second=10) as live:
-            async for item in _stream(stub, task_name(name), token):
+            open_watch = partial(stub.WatchTask, metadata=_metadata(token))
+            async for item in following.watch(open_watch, task_name(name)):
                 if item.HasField("task"):
                     view.apply_task(item.task)
                 else:
