@@ -7,7 +7,6 @@ usage time; the database re-checks that version inside the write.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from google.api import httpbody_pb2
-from google.protobuf.message import Message
 
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
@@ -51,6 +49,7 @@ from services.platform.errors import (
     QuotaViolation,
     ResourceExhausted,
 )
+from services.platform.idempotency import ensure_replay, request_digest
 from services.platform.pagination import PageTokens, clamp_page_size
 
 DEFAULT_PAGE_SIZE = 100
@@ -66,10 +65,6 @@ class CostOptions:
     export_page_rows: int = 500
     watch_batch_size: int = 200
     watch_recheck_seconds: float = 30.0
-
-
-def _digest(message: Message) -> bytes:
-    return hashlib.sha256(message.SerializeToString(deterministic=True)).digest()
 
 
 def _new_id() -> str:
@@ -204,7 +199,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
         fingerprint = pb.RecordUsageRequest()
         fingerprint.CopyFrom(request)
         fingerprint.attribution.CopyFrom(attribution)
-        request_hash = _digest(fingerprint)
+        request_hash = request_digest(fingerprint)
         for _ in range(PRICE_RETRIES):
             price = await self._price(request.usage.model, usage_time, "usage.model")
             outcome = await self.store.record_usage(
@@ -220,14 +215,15 @@ class CostServicer(pb_grpc.CostServiceServicer):
                 await self.prices.reload()
                 continue
             usage = outcome.row["usage"]
-            if outcome.kind == "replayed" and bytes(usage["request_hash"]) != request_hash:
-                raise AlreadyExists(
-                    f"idempotency_key {request.idempotency_key!r} was used for different usage",
+            if outcome.kind == "replayed":
+                ensure_replay(
+                    usage["request_hash"],
+                    request_hash,
+                    "idempotency_key",
+                    request.idempotency_key,
+                    "different usage",
                     reason="IDEMPOTENCY_KEY_REUSED",
-                    metadata={
-                        "idempotency_key": request.idempotency_key,
-                        "usage_record": f"usageRecords/{usage['id']}",
-                    },
+                    metadata={"usage_record": f"usageRecords/{usage['id']}"},
                 )
             if outcome.kind != "replayed":
                 metrics.metered(usage)
@@ -339,7 +335,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
         fingerprint = pb.CreateBudgetRequest()
         fingerprint.CopyFrom(request)
         fingerprint.request_id = ""
-        request_hash = _digest(fingerprint)
+        request_hash = request_digest(fingerprint)
         created, existing = await self.store.create_budget(
             tenant, budget_id, self._fields(spec), request.request_id, request_hash, self.clock()
         )
@@ -347,12 +343,13 @@ class CostServicer(pb_grpc.CostServiceServicer):
             return (await self._budgets_to_pb(tenant, [created]))[0]
         assert existing is not None
         if request.request_id and existing["request_id"] == request.request_id:
-            if bytes(existing["request_hash"] or b"") != request_hash:
-                raise AlreadyExists(
-                    f"request_id {request.request_id!r} was used for a different budget",
-                    reason="REQUEST_ID_REUSED",
-                    metadata={"request_id": request.request_id},
-                )
+            ensure_replay(
+                existing["request_hash"],
+                request_hash,
+                "request_id",
+                request.request_id,
+                "a different budget",
+            )
             return (await self._budgets_to_pb(tenant, [existing]))[0]
         raise AlreadyExists(
             f"budget {budget_id!r} already exists",
@@ -476,7 +473,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
         fingerprint.CopyFrom(request)
         fingerprint.request_id = ""
         fingerprint.attribution.CopyFrom(attribution)
-        request_hash = _digest(fingerprint)
+        request_hash = request_digest(fingerprint)
         outcome = await self.store.reserve(
             tenant,
             _new_id(),
@@ -506,15 +503,14 @@ class CostServicer(pb_grpc.CostServiceServicer):
             )
         reservation = outcome.row["reservation"]
         if outcome.kind == "replayed":
-            if bytes(reservation["request_hash"] or b"") != request_hash:
-                raise AlreadyExists(
-                    f"request_id {request.request_id!r} was used for a different reservation",
-                    reason="REQUEST_ID_REUSED",
-                    metadata={
-                        "request_id": request.request_id,
-                        "reservation": f"reservations/{reservation['id']}",
-                    },
-                )
+            ensure_replay(
+                reservation["request_hash"],
+                request_hash,
+                "request_id",
+                request.request_id,
+                "a different reservation",
+                metadata={"reservation": f"reservations/{reservation['id']}"},
+            )
             return await self._reservation(tenant, reservation["id"])
         return convert.reservation_to_pb(reservation)
 
@@ -546,7 +542,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
     ) -> pb.Reservation:
         tenant = principal().tenant_id
         reservation_id = _resource_id(request.name, "reservations/")
-        request_hash = _digest(request)
+        request_hash = request_digest(request)
         outcome: Outcome | None = None
         for _ in range(PRICE_RETRIES):
             now = self.clock()

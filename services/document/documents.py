@@ -4,8 +4,6 @@ carries and how it is fingerprinted, which update-mask paths exist, and how
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from google.protobuf import json_format
 
 from protomesh.document.v1 import document_service_pb2 as pb
 from services.platform.errors import FieldViolation, InvalidArgument
+from services.platform.idempotency import request_digest
 
 NAME_PREFIX = "documents/"
 DEFAULT_MIME_TYPE = "text/plain"
@@ -93,7 +92,7 @@ def check_content(content: str, max_bytes: int) -> None:
 
 def request_fingerprint(document: NewDocument, document_id: str) -> bytes:
     """Digest of a create's payload: a replay must match it byte for byte."""
-    canonical = json.dumps(
+    return request_digest(
         {
             "document_id": document_id,
             "title": document.title,
@@ -102,11 +101,8 @@ def request_fingerprint(document: NewDocument, document_id: str) -> bytes:
             "labels": document.labels,
             "metadata": document.metadata,
             "source_uri": document.source_uri,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
+        }
     )
-    return hashlib.sha256(canonical.encode()).digest()
 
 
 def update_fields(paths: Iterable[str]) -> frozenset[str]:

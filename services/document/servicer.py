@@ -42,6 +42,7 @@ from services.platform.errors import (
     ResourceExhausted,
 )
 from services.platform.filtering import FilterField, compile_filter
+from services.platform.idempotency import ensure_replay
 from services.platform.pagination import PageTokens, clamp_page_size
 from services.platform.validation import violations
 
@@ -79,9 +80,18 @@ class DocumentServicer(pb_grpc.DocumentServiceServicer):
         # With a request id but no explicit id, the fingerprint leaves the id out,
         # so a replay (which would draw another random id) still matches.
         fingerprint = documents.request_fingerprint(new, document_id)
-        return await self.store.create(
+        created = await self.store.create(
             principal().tenant_id, chosen_id, new, request_id, fingerprint
         )
+        if created.replayed:
+            ensure_replay(
+                created.row["request_hash"],
+                fingerprint,
+                "request_id",
+                request_id,
+                "a different document",
+            )
+        return created
 
     async def CreateDocument(self, request: pb.CreateDocumentRequest, context: Any) -> pb.Document:
         created = await self._create(request.document, request.document_id, request.request_id)

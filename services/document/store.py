@@ -73,13 +73,7 @@ class DocumentStore:
         assert row is not None
         if row["outcome"] == "created":
             return Created(row, replayed=False)
-        if row["outcome"] == "replayed":
-            if bytes(row["request_hash"]) != fingerprint:
-                raise AlreadyExists(
-                    f"request_id {request_id!r} was used for a different document",
-                    reason="REQUEST_ID_REUSED",
-                    metadata={"request_id": request_id},
-                )
+        if row["outcome"] == "replayed":  # the caller checks it is the same request
             return Created(row, replayed=True)
         raise AlreadyExists(
             f"document {document_id!r} already exists",

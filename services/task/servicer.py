@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -19,8 +17,9 @@ from typing import Any
 from protomesh.task.v1 import task_service_pb2 as pb
 from protomesh.task.v1 import task_service_pb2_grpc as pb_grpc
 from services.platform.context import current_call, principal
-from services.platform.errors import AlreadyExists, FailedPrecondition, NotFound
+from services.platform.errors import FailedPrecondition, NotFound
 from services.platform.filtering import FilterField, compile_filter
+from services.platform.idempotency import ensure_replay, request_digest
 from services.platform.pagination import PageTokens, clamp_page_size
 from services.platform.telemetry import current_trace_context
 from services.task import convert, states
@@ -46,8 +45,7 @@ LIST_FILTER_FIELDS = {
 
 
 def request_hash(task: pb.Task, input: dict[str, Any]) -> str:
-    """Digest of what a CreateTask asked for, to tell an idempotent replay from a
-    reused request id."""
+    """Digest of what a CreateTask asked for (hex: the column is text)."""
     payload = {
         "type": task.type,
         "input": input,
@@ -55,8 +53,7 @@ def request_hash(task: pb.Task, input: dict[str, Any]) -> str:
         "context_id": task.context_id,
         "cost_limit_micros": task.cost_limit_micros,
     }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return request_digest(payload).hex()
 
 
 def _not_found(name: str) -> NotFound:
@@ -115,10 +112,13 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
             error={"code": INVALID_ARGUMENT, "message": message} if problems else None,
         )
         row, created = await self.store.create(who.tenant_id, new)
-        if not created and row["request_hash"] != new.request_hash:
-            raise AlreadyExists(
-                f"request_id {request.request_id!r} was used for a different task",
-                reason="REQUEST_ID_REUSED",
+        if not created:
+            ensure_replay(
+                row["request_hash"],
+                bytes.fromhex(new.request_hash),
+                "request_id",
+                request.request_id,
+                "a different task",
                 metadata={"name": f"tasks/{row['id']}"},
             )
         return convert.task(row)
