@@ -8,6 +8,7 @@ which raises `BindError` (a 400) for anything the mapping rejects.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from google.protobuf import json_format
@@ -40,6 +41,7 @@ OPAQUE_WKTS = SCALAR_WKTS | {
     "google.protobuf.Empty",
 }
 
+_ENUM_NUMBER = re.compile(r"-?[0-9]+")
 _INT_TYPES = frozenset(
     {
         FieldDescriptor.TYPE_INT32,
@@ -161,7 +163,7 @@ def text_to_json(field: FieldDescriptor, text: str) -> Any:
             raise BindError(f"field {where!r} expects a number, got {text!r}", where) from None
         return text
     if kind == FieldDescriptor.TYPE_ENUM:
-        if text.lstrip("-").isdigit():
+        if _ENUM_NUMBER.fullmatch(text):  # ASCII digits: "²".isdigit() is true
             return int(text)
         if enum_type(field).values_by_name.get(text) is None:
             names = ", ".join(v.name for v in enum_type(field).values)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from protomesh.cost.v1 import cost_service_pb2, cost_service_pb2_grpc
-from services.cost.feed import SpendHub
+from services.cost.feed import spend_hub
 from services.cost.periods import Clock, utc_now
 from services.cost.pricebook import (
     DEFAULT_CURRENCY,
@@ -59,7 +59,7 @@ def make_spec(
         await load_price_book(store)
         prices = CachedPriceBook(store.load_prices)
         await prices.reload()
-        hub = SpendHub(app_dsn(runtime.settings))
+        hub = spend_hub(app_dsn(runtime.settings))
         limiter = TierRateLimiter(store.all_tiers, tiers, ttl_seconds=tier_ttl_seconds)
         sweeper = Sweeper(store, clock, interval_seconds=sweep_interval_seconds)
         servicer = CostServicer(

@@ -50,6 +50,7 @@ from services.platform.errors import (
     ResourceExhausted,
 )
 from services.platform.idempotency import ensure_replay, request_digest
+from services.platform.notify import Hub
 from services.platform.pagination import PageTokens, clamp_page_size
 
 DEFAULT_PAGE_SIZE = 100
@@ -80,7 +81,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
         self,
         store: CostStore,
         prices: CachedPriceBook,
-        hub: feed.SpendHub,
+        hub: Hub,
         tokens: PageTokens,
         clock: Clock,
         tiers: Mapping[str, Tier],

@@ -1,10 +1,10 @@
 """The change feed: replay from a cursor, then follow live changes.
 
 Each server process keeps ONE dedicated connection that `LISTEN`s on
-`document_changes` (outside the request pool); every committed write sends a
-`NOTIFY` with `"<sequence> <tenant>"` from its own transaction, so it arrives
-only after the change is visible. The `ChangeHub` turns a notification into a
-wake-up of the watchers that may see the change; a woken watcher reads
+`document_changes` (outside the request pool; `services.platform.notify`); every
+committed write sends a `NOTIFY` with `"<sequence> <tenant>"` from its own
+transaction, so it arrives only after the change is visible. The hub turns a
+notification into a wake-up of the watchers that may see the change; a woken watcher reads
 `sequence > cursor` through the pool (row-level security applies) and sends
 what it finds. Wake-ups carry no data, so lost or coalesced notifications cost
 latency, never correctness: an idle watcher re-reads once per heartbeat
@@ -21,79 +21,31 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-import asyncpg
 from google.protobuf import timestamp_pb2
 
 from protomesh.document.v1 import document_service_pb2 as pb
 from services.document.convert import change_from_row
 from services.document.store import DocumentStore
 from services.platform.logs import get_logger
+from services.platform.notify import Hub
 
 CHANNEL = "document_changes"
 APPLICATION_NAME = "protomesh-document-feed"  # how the listener shows in pg_stat_activity
 log = get_logger("protomesh.document.feed")
 
 
-@dataclass(eq=False)
-class Subscription:
-    """One watcher's wake-up flag; `tenant` None means every tenant."""
-
-    tenant: str | None
-    event: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-class ChangeHub:
-    """Fans NOTIFY wake-ups out to the watchers of this process."""
-
-    def __init__(self, dsn: str, ping_seconds: float = 30.0) -> None:
-        self.dsn = dsn
-        self.ping_seconds = ping_seconds
-        self._subscriptions: set[Subscription] = set()
-        self.listening = asyncio.Event()
-
-    def subscribe(self, tenant: str | None) -> Subscription:
-        subscription = Subscription(tenant)
-        self._subscriptions.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
-
-    def wake(self, tenant: str | None) -> None:
-        """Wakes the watchers that may see a change of `tenant` (None: all)."""
-        for subscription in self._subscriptions:
-            if tenant is None or subscription.tenant in (None, tenant):
-                subscription.event.set()
-
-    def _on_notify(self, conn: Any, pid: int, channel: str, payload: str) -> None:
-        _, _, tenant = payload.partition(" ")
-        self.wake(tenant or None)
-
-    async def run(self) -> None:
-        """Listens until cancelled; raises on a lost connection (the server's
-        supervisor restarts it, and the restart wakes every watcher)."""
-        conn: asyncpg.Connection = await asyncpg.connect(
-            self.dsn, server_settings={"application_name": APPLICATION_NAME}
-        )
-        lost = asyncio.Event()
-        try:
-            conn.add_termination_listener(lambda _conn: lost.set())
-            await conn.add_listener(CHANNEL, self._on_notify)
-            self.listening.set()
-            self.wake(None)  # notifications may have been missed while not listening
-            while True:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self.ping_seconds)
-                if lost.is_set():
-                    raise ConnectionError("change feed listener connection lost")
-                await conn.fetchval("SELECT 1")
-        finally:
-            self.listening.clear()
-            with suppress(Exception):
-                await asyncio.wait_for(conn.close(), 2.0)
+def change_hub(dsn: str, ping_seconds: float = 30.0) -> Hub:
+    """This process's change watchers, woken by `NOTIFY document_changes,
+    '<sequence> <tenant>'`: that tenant's watchers and the all-tenant ones."""
+    return Hub(
+        dsn,
+        CHANNEL,
+        APPLICATION_NAME,
+        key_of=lambda payload: payload.partition(" ")[2] or None,
+        ping_seconds=ping_seconds,
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +56,7 @@ class WatchOptions:
 
 async def watch(
     store: DocumentStore,
-    hub: ChangeHub,
+    hub: Hub,
     tenant: str | None,
     after_sequence: int,
     omit_content: bool,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from protomesh.document.v1 import document_service_pb2, document_service_pb2_grpc
 from services.document.documents import MAX_BATCH_ITEMS
-from services.document.feed import ChangeHub, WatchOptions
+from services.document.feed import WatchOptions, change_hub
 from services.document.servicer import DocumentServicer
 from services.document.store import DocumentStore
 from services.platform.pagination import PageTokens, page_token_secret
@@ -18,7 +18,7 @@ def make_spec(
     options = watch_options or WatchOptions()
 
     async def build(runtime: Runtime) -> ServiceParts:
-        hub = ChangeHub(app_dsn(runtime.settings))
+        hub = change_hub(app_dsn(runtime.settings))
         servicer = DocumentServicer(
             DocumentStore(runtime.pool),
             hub,

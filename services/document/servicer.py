@@ -28,7 +28,7 @@ from services.document.documents import (
     document_id_of,
     document_name,
 )
-from services.document.feed import ChangeHub, WatchOptions, watch
+from services.document.feed import WatchOptions, watch
 from services.document.store import Created, DocumentStore
 from services.platform.auth import WATCH_ALL_SCOPE
 from services.platform.context import principal
@@ -43,6 +43,7 @@ from services.platform.errors import (
 )
 from services.platform.filtering import FilterField, compile_filter
 from services.platform.idempotency import ensure_replay
+from services.platform.notify import Hub
 from services.platform.pagination import PageTokens, clamp_page_size
 from services.platform.validation import violations
 
@@ -59,7 +60,7 @@ class DocumentServicer(pb_grpc.DocumentServiceServicer):
     def __init__(
         self,
         store: DocumentStore,
-        hub: ChangeHub,
+        hub: Hub,
         page_tokens: PageTokens,
         max_document_bytes: int,
         watch_options: WatchOptions,

@@ -10,14 +10,14 @@ from __future__ import annotations
 from protomesh.task.v1 import task_service_pb2, task_service_pb2_grpc
 from services.platform.pagination import PageTokens, page_token_secret
 from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
-from services.task.hub import EventHub
+from services.task.hub import event_hub
 from services.task.servicer import TaskServicer
 from services.task.store import TaskStore
 from services.task.workflows import default_registry
 
 
 async def build(runtime: Runtime) -> ServiceParts:
-    hub = EventHub(app_dsn(runtime.settings))
+    hub = event_hub(app_dsn(runtime.settings))
     servicer = TaskServicer(
         TaskStore(runtime.pool),
         default_registry(),

@@ -20,10 +20,10 @@ from services.platform.context import current_call, principal
 from services.platform.errors import FailedPrecondition, NotFound
 from services.platform.filtering import FilterField, compile_filter
 from services.platform.idempotency import ensure_replay, request_digest
+from services.platform.notify import Hub
 from services.platform.pagination import PageTokens, clamp_page_size
 from services.platform.telemetry import current_trace_context
 from services.task import convert, states
-from services.task.hub import EventHub
 from services.task.store import NewTask, Row, TaskStore, parse_task_id
 from services.task.workflows import Registry
 
@@ -71,7 +71,7 @@ def _wrong_state(name: str, row: Row, action: str, allowed: str) -> FailedPrecon
 
 class TaskServicer(pb_grpc.TaskServiceServicer):
     def __init__(
-        self, store: TaskStore, registry: Registry, hub: EventHub, page_tokens: PageTokens
+        self, store: TaskStore, registry: Registry, hub: Hub, page_tokens: PageTokens
     ) -> None:
         self.store = store
         self.registry = registry
@@ -236,7 +236,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
         if task_id is None:
             raise _not_found(request.name)
         # Subscribe before reading, so nothing committed in between goes unnoticed.
-        with self.hub.subscribe(str(task_id)) as wake:
+        with self.hub.subscription(str(task_id)) as wake:
             async with self.store.tenant(tenant) as conn:
                 row = await self.store.get(conn, task_id)
                 if row is None:
@@ -265,6 +265,6 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
                         return
                 if len(events) == WATCH_BATCH:
                     continue
-                timeout = WATCH_FALLBACK_SECONDS if self.hub.connected.is_set() else 1.0
+                timeout = WATCH_FALLBACK_SECONDS if self.hub.listening.is_set() else 1.0
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout)

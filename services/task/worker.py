@@ -51,6 +51,7 @@ from services.platform.db import Pool, create_pool
 from services.platform.identity import DELEGATED_TOKEN_TTL_SECONDS, ServiceIdentity
 from services.platform.interceptors import REQUEST_ID_HEADER
 from services.platform.logs import configure_logging, get_logger
+from services.platform.notify import Listener
 from services.platform.resilience import backoff_delay
 from services.platform.server import app_dsn
 from services.platform.telemetry import serve_metrics
@@ -210,7 +211,12 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
-        self._listener: asyncpg.Connection | None = None
+        # Wake-ups: a task queued (claim now, not at the next poll), a task cancelled
+        # (check its lease now); after a reconnect, look at the queue at once.
+        self._listener = Listener(dsn, "protomesh-task-worker")
+        self._listener.on("task_queue", lambda _payload: self._wake.set())
+        self._listener.on("task_cancel", self._on_cancel)
+        self._listener.on_connect(self._wake.set)
         self._main: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -237,19 +243,18 @@ class Worker:
             await asyncio.gather(self._main, return_exceptions=True)
 
     async def run(self) -> None:
-        reaper = asyncio.create_task(self._reap_loop())
-        sampler = asyncio.create_task(self._sample_queue_depth())
+        helpers = [
+            asyncio.create_task(self._listener.run()),
+            asyncio.create_task(self._reap_loop()),
+            asyncio.create_task(self._sample_queue_depth()),
+        ]
         try:
-            await self._listen()
             while not self._stopping:
                 await self._claim_and_wait()
         finally:
-            reaper.cancel()
-            sampler.cancel()
-            await asyncio.gather(reaper, sampler, return_exceptions=True)
-            if self._listener is not None:
-                with contextlib.suppress(Exception):
-                    await self._listener.close()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
 
     async def _sample_queue_depth(self) -> None:
         """Refreshes the queue-depth gauge (one GROUP BY) every few seconds."""
@@ -268,20 +273,7 @@ class Worker:
                 seen |= current.keys()
             await asyncio.sleep(QUEUE_DEPTH_INTERVAL_SECONDS)
 
-    async def _listen(self) -> None:
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        try:
-            self._listener = await asyncpg.connect(self.dsn)
-            await self._listener.add_listener("task_queue", self._on_queue)
-            await self._listener.add_listener("task_cancel", self._on_cancel)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("LISTEN unavailable; polling", error=str(exc))
-
-    def _on_queue(self, *_: Any) -> None:
-        self._wake.set()
-
-    def _on_cancel(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_cancel(self, payload: str) -> None:
         with contextlib.suppress(ValueError):
             running = self._running.get(uuid.UUID(payload))
             if running is not None:
@@ -313,7 +305,6 @@ class Worker:
                     timeout = min(timeout, max(due, 0.005))
             elif claimed:
                 return
-        await self._listen()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 

@@ -49,12 +49,12 @@ async def app_sessions(owner: asyncpg.Connection) -> int:
 
 def watching_documents(system: System) -> int:
     """Streams subscribed to the document service's change hub (white box)."""
-    return len(system.servicers["document"].hub._subscriptions)
+    return int(system.servicers["document"].hub.subscriber_count)
 
 
 def watching_tasks(system: System) -> int:
     """Streams subscribed to the task service's event hub (white box)."""
-    return sum(len(s) for s in system.servicers["task"].hub._subscribers.values())
+    return int(system.servicers["task"].hub.subscriber_count)
 
 
 def pool_in_use(system: System, service: str) -> int:

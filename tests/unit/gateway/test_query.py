@@ -188,3 +188,8 @@ def test_fuzzed_raw_query_strings_never_escape_as_other_errors(
         parse_into(bind_query(desc, parse_query_string(query), ()), request)
     except BindError:
         pass
+
+
+def test_an_enum_given_as_non_ascii_digits_is_a_bind_error_not_a_crash(pb: Any) -> None:
+    with pytest.raises(BindError):
+        bind(pb, "filter.kind=%C2%B2")  # "²": str.isdigit() says yes, int() says no
