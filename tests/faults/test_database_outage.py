@@ -1,5 +1,7 @@
 """PostgreSQL goes away and comes back: health follows it, RPCs fail cleanly while it
-is down (UNAVAILABLE, not INTERNAL) and work again afterwards without a restart."""
+is down (UNAVAILABLE, not INTERNAL) and work again afterwards without a restart, and
+the process's LISTEN connection (`services.platform.notify.Listener`) reconnects
+and delivers notifications again."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -17,13 +20,22 @@ from protomesh.document.v1 import document_service_pb2_grpc as pb_grpc
 from services.platform.config import Settings
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.migrations import migrate
-from services.platform.server import Runtime, ServiceParts, ServiceServer, ServiceSpec
+from services.platform.notify import Listener
+from services.platform.server import Runtime, ServiceParts, ServiceServer, ServiceSpec, app_dsn
 from tests.conftest import Mint, bearer
 
 
 class Pinger(pb_grpc.DocumentServiceServicer):
     def __init__(self, runtime: Runtime) -> None:
         self.pool = runtime.pool
+        self.heard: list[str] = []
+        self.connects = 0
+        self.listener = Listener(app_dsn(runtime.settings), "protomesh-outage-test", 0.5)
+        self.listener.on("outage_test", self.heard.append)
+        self.listener.on_connect(self._connected)
+
+    def _connected(self) -> None:
+        self.connects += 1
 
     async def GetDocument(self, request: pb.GetDocumentRequest, context: Any) -> pb.Document:
         value = await self.pool.fetchval("SELECT 41 + 1")
@@ -31,7 +43,8 @@ class Pinger(pb_grpc.DocumentServiceServicer):
 
 
 async def _build(runtime: Runtime) -> ServiceParts:
-    return ServiceParts(servicer=Pinger(runtime))
+    pinger = Pinger(runtime)
+    return ServiceParts(servicer=pinger, background=[pinger.listener.run])
 
 
 SPEC = ServiceSpec(
@@ -40,6 +53,18 @@ SPEC = ServiceSpec(
     pb_grpc.add_DocumentServiceServicer_to_server,
     _build,
 )
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def stub_notify(dsn: str, payload: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_notify('outage_test', $1)", payload)
+    finally:
+        await conn.close()
 
 
 async def _health(channel: grpc.aio.Channel) -> int:
@@ -100,6 +125,13 @@ async def test_health_and_calls_follow_a_database_restart(
                 return False
 
         await _eventually(answers)
+
+        pinger = server._parts.servicer
+        await _eventually(
+            lambda: _true(pinger.connects >= 2 and pinger.listener.connected.is_set())
+        )
+        await stub_notify(dsn, "after the restart")
+        await _eventually(lambda: _true(pinger.heard == ["after the restart"]))
     finally:
         await channel.close()
         await server.stop(grace=1.0)
