@@ -43,15 +43,6 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
 }
 
-# The gateway's own failures that have no gRPC code of their own.
-GATEWAY_STATUS_NAMES = {
-    404: "NOT_FOUND",
-    405: "UNIMPLEMENTED",
-    406: "INVALID_ARGUMENT",
-    413: "OUT_OF_RANGE",
-    415: "INVALID_ARGUMENT",
-}
-
 DETAILS_TRAILER = "grpc-status-details-bin"
 WWW_AUTHENTICATE = 'Bearer realm="protomesh"'
 

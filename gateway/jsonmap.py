@@ -126,10 +126,6 @@ def resolve_path(desc: Descriptor, dotted: str) -> list[FieldDescriptor]:
     return fields
 
 
-def proto_path(fields: list[FieldDescriptor]) -> str:
-    return ".".join(f.name for f in fields)
-
-
 def text_to_json(field: FieldDescriptor, text: str) -> Any:
     """Converts one path/query text value to the JSON value json_format expects."""
     kind = field.type

@@ -9,7 +9,6 @@ Ctrl-C (or SIGTERM) stops the children gracefully, then PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import socket
@@ -76,20 +75,13 @@ def free_ports(count: int) -> list[int]:
 UP_METRICS_PORT_BASE = 9101  # where `protomesh up` serves /metrics unless configured
 
 
-def module_exists(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def plan_children(settings: Settings, workers: int) -> list[Child]:
     logs = settings.data_dir / "logs"
     python = sys.executable
     children = [
         Child(name, [python, "-m", f"services.{name}"], logs / f"{name}.log") for name in SERVICES
     ]
-    if workers > 0 and module_exists("services.task.worker"):
+    if workers > 0:
         children.append(
             Child(
                 "task-worker",
@@ -97,8 +89,7 @@ def plan_children(settings: Settings, workers: int) -> list[Child]:
                 logs / "task-worker.log",
             )
         )
-    if module_exists("gateway.__main__"):
-        children.append(Child("gateway", [python, "-m", "gateway"], logs / "gateway.log"))
+    children.append(Child("gateway", [python, "-m", "gateway"], logs / "gateway.log"))
     return children
 
 

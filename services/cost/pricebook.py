@@ -55,9 +55,6 @@ class PriceBook:
         index = bisect.bisect_right(self._starts[model], when) - 1
         return entries[index] if index >= 0 else None
 
-    def knows(self, model: str) -> bool:
-        return model in self._by_model
-
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_model.values())
 

@@ -177,3 +177,6 @@ async def test_delete_with_stale_etag_is_aborted_and_keeps_the_document(stub, au
 async def test_delete_with_current_etag_succeeds(stub, auth) -> None:
     doc = await create(stub, auth)
     await stub.DeleteDocument(pb.DeleteDocumentRequest(name=doc.name, etag=doc.etag), metadata=auth)
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await stub.GetDocument(pb.GetDocumentRequest(name=doc.name), metadata=auth)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
