@@ -35,24 +35,6 @@ def same_request(stored: bytes | memoryview | str | None, digest: bytes) -> bool
     return bytes(stored) == digest
 
 
-class RequestReused(AlreadyExists):
-    """The request id (`key_field`) already named a different request."""
-
-    def __init__(
-        self,
-        key_field: str,
-        key: str,
-        what: str,
-        reason: str = "REQUEST_ID_REUSED",
-        metadata: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            f"{key_field} {key!r} was used for {what}",
-            reason=reason,
-            metadata={key_field: key, **(metadata or {})},
-        )
-
-
 def ensure_replay(
     stored: bytes | memoryview | str | None,
     digest: bytes,
@@ -62,6 +44,11 @@ def ensure_replay(
     reason: str = "REQUEST_ID_REUSED",
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Raises RequestReused unless the stored digest is this request's."""
+    """Raises ALREADY_EXISTS (`reason`, the key in its metadata) unless the stored
+    digest is this request's: the key named a different request before."""
     if not same_request(stored, digest):
-        raise RequestReused(key_field, key, what, reason, metadata)
+        raise AlreadyExists(
+            f"{key_field} {key!r} was used for {what}",
+            reason=reason,
+            metadata={key_field: key, **(metadata or {})},
+        )
