@@ -160,7 +160,12 @@ def text_to_json(field: FieldDescriptor, text: str) -> Any:
         return text
     if kind == FieldDescriptor.TYPE_ENUM:
         if _ENUM_NUMBER.fullmatch(text):  # ASCII digits: "²".isdigit() is true
-            return int(text)
+            try:
+                return int(text)
+            except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+                raise BindError(
+                    f"field {where!r} expects an enum number, got {text!r}", where
+                ) from None
         if enum_type(field).values_by_name.get(text) is None:
             names = ", ".join(v.name for v in enum_type(field).values)
             raise BindError(f"field {where!r} expects one of {names}; got {text!r}", where)
