@@ -13,23 +13,29 @@ from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
 from services.task.hub import event_hub
 from services.task.servicer import TaskServicer
 from services.task.store import TaskStore
-from services.task.workflows import default_registry
+from services.task.workflows import Registry, default_registry
 
 
-async def build(runtime: Runtime) -> ServiceParts:
-    hub = event_hub(app_dsn(runtime.settings))
-    servicer = TaskServicer(
-        TaskStore(runtime.pool),
-        default_registry(),
-        hub,
-        PageTokens(page_token_secret(runtime.settings)),
+def make_spec(registry: Registry | None = None) -> ServiceSpec:
+    """TaskService, accepting the task types of `registry` (the built-in workflows
+    by default), built like every other service's spec."""
+
+    async def build(runtime: Runtime) -> ServiceParts:
+        hub = event_hub(app_dsn(runtime.settings))
+        servicer = TaskServicer(
+            TaskStore(runtime.pool),
+            registry or default_registry(),
+            hub,
+            PageTokens(page_token_secret(runtime.settings)),
+        )
+        return ServiceParts(servicer=servicer, background=[hub.run])
+
+    return ServiceSpec(
+        name="task",
+        descriptor=task_service_pb2.DESCRIPTOR.services_by_name["TaskService"],
+        add_to_server=task_service_pb2_grpc.add_TaskServiceServicer_to_server,
+        build=build,
     )
-    return ServiceParts(servicer=servicer, background=[hub.run])
 
 
-SPEC = ServiceSpec(
-    name="task",
-    descriptor=task_service_pb2.DESCRIPTOR.services_by_name["TaskService"],
-    add_to_server=task_service_pb2_grpc.add_TaskServiceServicer_to_server,
-    build=build,
-)
+SPEC = make_spec()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -76,6 +77,16 @@ class SwitchableEmbedder:
         return await self.inner.embed(texts)
 
 
+class MovableClock:
+    """time.monotonic, which a test can move forward (instead of sleeping)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+
 @dataclasses.dataclass
 class Stack:
     settings: Settings
@@ -85,6 +96,7 @@ class Stack:
     embedder: SwitchableEmbedder
     guarded: GuardedEmbedder
     owner_dsn: str
+    breaker_clock: MovableClock
 
 
 @pytest.fixture(scope="session")
@@ -97,11 +109,13 @@ async def stack(settings: Settings, search_db: str) -> AsyncIterator[Stack]:
     local = dataclasses.replace(settings, database_url=search_db)
     embedder = SwitchableEmbedder()
     holder: dict[str, GuardedEmbedder] = {}
+    clock = MovableClock()
 
     def guard(inner: Embedder) -> GuardedEmbedder:
-        holder["g"] = GuardedEmbedder(
-            inner, CircuitBreaker("embedder test", failure_threshold=2, reset_seconds=0.5)
+        breaker = CircuitBreaker(
+            "embedder test", failure_threshold=2, reset_seconds=0.5, clock=clock
         )
+        holder["g"] = GuardedEmbedder(inner, breaker)
         return holder["g"]
 
     async with running(document_spec(WatchOptions(heartbeat_seconds=0.3)), local) as (
@@ -120,6 +134,7 @@ async def stack(settings: Settings, search_db: str) -> AsyncIterator[Stack]:
                 embedder,
                 holder["g"],
                 search_db,
+                clock,
             )
 
 

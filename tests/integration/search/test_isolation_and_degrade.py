@@ -3,7 +3,6 @@ embedder breaker degrade to keyword, and the breaker closes again."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -99,7 +98,7 @@ async def test_breaker_opens_on_failures_and_closes_after_recovery(
         assert status.degraded_reason
     finally:
         stack.embedder.failing = False
-    await asyncio.sleep(0.6)  # reset_seconds: half-open, one trial
+    stack.breaker_clock.offset += 0.6  # past reset_seconds: half-open, one trial
     r = await search(stack, auth, "capybaras after recovery")
     assert not r.degraded
     assert r.mode == pb.SEARCH_MODE_HYBRID
