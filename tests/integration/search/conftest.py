@@ -96,7 +96,7 @@ class Stack:
     embedder: SwitchableEmbedder
     guarded: GuardedEmbedder
     owner_dsn: str
-    breaker_clock: MovableClock
+    breaker_clock: MovableClock = dataclasses.field(default_factory=MovableClock)
 
 
 @pytest.fixture(scope="session")
