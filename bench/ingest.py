@@ -322,7 +322,7 @@ async def rounds(
         texts = [
             embedding_input(d.title, c.text)
             for d in batch
-            for c in chunks_of(d.title, d.content, chunking)
+            for c in chunks_of(d.title, d.content, embedder.token_counter, chunking)
         ]
         if r == 0:
             await embedder.embed(texts[:32])  # warm-up

@@ -115,18 +115,39 @@ class Section:
     body: str
 
 
+@dataclass
+class _Heading:
+    level: int
+    name: str
+    line: str  # as written, for a heading that turns out to be text
+    used: bool = False  # some section's path holds it
+
+    def __post_init__(self) -> None:
+        self.name = normalise_space(self.name)
+        self.line = self.line.strip()
+
+
 def sections(text: str, title: str = "") -> list[Section]:
-    """The Markdown sections of `text`, each with the path of headings above it."""
+    """The Markdown sections of `text`, each with the path of headings above it. No
+    text is lost: a heading with neither a body nor a subsection under it (a lone
+    line that merely starts with `#`, say) is a section whose body is that line."""
     found: list[Section] = []
-    path: list[tuple[int, str]] = []
+    path: list[_Heading] = []
     body: list[str] = []
     fenced = False
 
     def close() -> None:
         joined = "\n".join(body).strip()
         if joined:
-            found.append(Section(tuple(h for _, h in path), joined))
+            found.append(Section(tuple(h.name for h in path), joined))
+            for heading in path:
+                heading.used = True
         body.clear()
+
+    def pop() -> None:
+        heading = path.pop()
+        if not heading.used:
+            found.append(Section(tuple(h.name for h in path), heading.line))
 
     lines = text.splitlines()
     for i, line in enumerate(lines):
@@ -134,11 +155,11 @@ def sections(text: str, title: str = "") -> list[Section]:
             fenced = not fenced
             body.append(line)
             continue
-        heading: tuple[int, str] | None = None
+        heading: _Heading | None = None
         if not fenced:
             atx = _ATX.match(line)
             if atx:
-                heading = (len(atx.group(1)), atx.group(2).strip())
+                heading = _Heading(len(atx.group(1)), atx.group(2), line)
             elif (
                 _SETEXT.match(line)
                 and body
@@ -146,17 +167,18 @@ def sections(text: str, title: str = "") -> list[Section]:
                 and (i < 2 or not lines[i - 2].strip())  # the underlined line stands alone
                 and not _SETEXT.match(body[-1])
             ):
-                underlined = body.pop().strip()
-                heading = (1 if line.strip().startswith("=") else 2, underlined)
+                underlined = body.pop()
+                heading = _Heading(1 if line.strip().startswith("=") else 2, underlined, underlined)
         if heading is None:
             body.append(line)
             continue
         close()
-        level, name = heading
-        while path and path[-1][0] >= level:
-            path.pop()
-        path.append((level, normalise_space(name)))
+        while path and path[-1].level >= heading.level:
+            pop()
+        path.append(heading)
     close()
+    while path:
+        pop()
     if title:
         wanted = normalise_space(title).casefold()
         found = [

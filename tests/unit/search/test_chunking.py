@@ -163,3 +163,32 @@ def test_minilm_counter_counts_wordpiece_tokens_word_by_word() -> None:
     encoding = embedder._tokenizer.encode(text)  # one short text: no padding
     assert (counter.max_tokens, counter.special_tokens) == (128, 2)
     assert sum(counter.counts(text.split())) + 2 == len(encoding.ids)
+
+
+def test_a_heading_with_nothing_under_it_is_kept_as_text() -> None:
+    # A one-line document that merely starts with "#" (a comment, a hashtag).
+    chunks = chunk_text("# How to send help() to stderr: redirect it.", WordCounter())
+    assert [c.text for c in chunks] == ["# How to send help() to stderr: redirect it."]
+    trailing = chunk_text("Body text.\n\n## Last words", WordCounter())
+    assert [c.text for c in trailing] == ["Body text.", "## Last words"]
+
+
+markdown_lines = st.lists(
+    st.one_of(
+        sentence,
+        words.map(lambda w: f"# {w}"),
+        words.map(lambda w: f"## {w} {w}"),
+        st.just(""),
+        st.just("```"),
+        words.map(lambda w: f"- {w}"),
+    ),
+    max_size=30,
+).map("\n".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(markdown_lines)
+def test_markdown_loses_no_word(text: str) -> None:
+    chunks = chunk_text(text, WordCounter(max_tokens=20), ChunkingOptions(min_body_tokens=1))
+    covered = set(" ".join(c.text for c in chunks).split())
+    assert {w.strip("#") for w in text.split() if w.strip("#")} <= {w.strip("#") for w in covered}
