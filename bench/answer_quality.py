@@ -83,13 +83,13 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from bench.common import ALL_SCOPES, latency_summary
+from cli.launcher import free_ports
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from protomesh.task.v1 import task_service_pb2 as pb
 from protomesh.task.v1 import task_service_pb2_grpc as pb_grpc
-from services.cli.launcher import free_ports
 from services.cost.service import make_spec as cost_spec
 from services.document.service import SPEC as DOCUMENT_SPEC
 from services.platform.config import Settings
@@ -762,7 +762,7 @@ async def run_pgdoc(owner: str, work: Path, args: argparse.Namespace, out: Path)
 def docs_corpus() -> tuple[list[doc_pb.Document], list[str]]:
     """README.md and docs/*.md as `protomesh ingest` prepares them, and their paths
     relative to the repository (the names the expected files use)."""
-    from services.cli.ingest import prepare
+    from cli.ingest import prepare
 
     files = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
     prepared = [p for p in (prepare(f, {}) for f in files) if not isinstance(p, str)]

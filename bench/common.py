@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.cli.launcher import System, free_ports, start_system
+from cli.launcher import System, free_ports, start_system
 from services.platform.config import Settings
 from services.platform.identity import KEY_FILE, load_key, mint_token
 

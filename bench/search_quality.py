@@ -56,11 +56,11 @@ from ir_measures import R, nDCG
 
 from bench import corpora
 from bench.common import ALL_SCOPES
+from cli.launcher import free_ports
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.search.v1 import search_service_pb2 as pb
 from protomesh.search.v1 import search_service_pb2_grpc as pb_grpc
-from services.cli.launcher import free_ports
 from services.document.service import SPEC as DOCUMENT_SPEC
 from services.platform.config import Settings
 from services.platform.embedded import EmbeddedPostgres

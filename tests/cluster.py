@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.cli.launcher import System, free_ports, start_system
+from cli.launcher import System, free_ports, start_system
 from services.platform.config import Settings
 from services.platform.identity import KEY_FILE, load_key, mint_token
 from tests.conftest import ALL_SCOPES

@@ -13,13 +13,13 @@ import uuid
 
 import httpx
 
+from cli.status import Samples, parse_samples
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from protomesh.task.v1 import task_service_pb2 as task_pb
 from protomesh.task.v1 import task_service_pb2_grpc as task_grpc
-from services.cli.status import Samples, parse_samples
 from tests.cluster import Cluster
 from tests.conftest import bearer
 from tests.e2e.test_newcomer import cli_environ, protomesh, wait_until_searchable
@@ -177,7 +177,7 @@ async def test_status_exits_non_zero_when_a_component_is_down(cluster: Cluster) 
         environ = {**cli_environ(cluster), "PROTOMESH_COST_PORT": str(probe.getsockname()[1])}
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "services.cli.main", "status", "--json"],
+            [sys.executable, "-m", "cli.main", "status", "--json"],
             env=environ,
             capture_output=True,
             text=True,

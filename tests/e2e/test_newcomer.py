@@ -42,7 +42,7 @@ def cli_environ(cluster: Cluster) -> dict[str, str]:
 
 def protomesh(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env=cli_environ(cluster),
         capture_output=True,
         text=True,

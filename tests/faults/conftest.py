@@ -29,12 +29,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from cli.launcher import free_ports
 from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from protomesh.task.v1 import task_service_pb2 as task_pb
 from protomesh.task.v1 import task_service_pb2_grpc as task_grpc
-from services.cli.launcher import free_ports
 from services.cost.service import make_spec as cost_spec
 from services.document.feed import WatchOptions
 from services.document.service import make_spec as document_spec

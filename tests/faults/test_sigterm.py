@@ -24,9 +24,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from cli.launcher import free_ports, grpc_serving
 from protomesh.document.v1 import document_service_pb2 as pb
 from protomesh.document.v1 import document_service_pb2_grpc as pb_grpc
-from services.cli.launcher import free_ports, grpc_serving
 from services.platform.clients import service_config
 from tests.conftest import Mint, bearer
 from tests.faults.conftest import Process, System, child, eventually

@@ -53,7 +53,7 @@ async def over_stdio(cluster: Cluster, token: str) -> AsyncIterator[Client]:
     env["PROTOMESH_TOKEN"] = token
     env["PROTOMESH_LOG_LEVEL"] = "warning"
     parameters = StdioServerParameters(
-        command=sys.executable, args=["-m", "services.cli.main", "mcp"], env=env
+        command=sys.executable, args=["-m", "cli.main", "mcp"], env=env
     )
     async with Client(stdio_client(parameters)) as client:
         yield client

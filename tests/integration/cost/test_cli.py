@@ -7,9 +7,9 @@ import io
 import grpc
 from rich.console import Console
 
+from cli import cost as cli
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
-from services.cli import cost as cli
 from services.platform.server import ServiceServer
 from tests.conftest import Mint
 from tests.integration.cost.conftest import Metadata

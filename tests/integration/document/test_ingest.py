@@ -8,8 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cli.ingest import ingest
 from protomesh.document.v1 import document_service_pb2 as pb
-from services.cli.ingest import ingest
 from tests.conftest import Mint
 
 

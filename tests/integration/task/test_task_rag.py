@@ -201,7 +201,7 @@ async def test_protomesh_ask_renders_the_answer_citations_and_cost(
 
     from rich.console import Console
 
-    from services.cli import tasks as cli
+    from cli import tasks as cli
 
     tenant = _tenant(fake_search)
     console = Console(file=io.StringIO(), width=200, record=True)

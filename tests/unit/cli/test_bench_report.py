@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from services.cli import bench
+from cli import bench
 
 FAST = 'import json; print("loading..."); print(json.dumps({"grpc": {"p50_ms": 0.5, "ops": 10}, "ratio": 1.25, "ok": True}, indent=2))'
 BROKEN = 'import sys; print("boom", file=sys.stderr); sys.exit(3)'

@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from services.cli.default_group import DefaultCommandGroup
-from services.cli.main import app as protomesh
+from cli.default_group import DefaultCommandGroup
+from cli.main import app as protomesh
 
 
 class _Group(DefaultCommandGroup):

@@ -3,7 +3,7 @@ is healthy only when every component is."""
 
 from __future__ import annotations
 
-from services.cli.status import (
+from cli.status import (
     Component,
     Status,
     build_version,

@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from protomesh.search.v1 import search_service_pb2 as pb
-from services.cli.waiting import (
+from cli.waiting import (
     REBUILD,
     REEMBED,
     VECTOR,
@@ -21,6 +20,7 @@ from services.cli.waiting import (
     keyword_phase,
     wait_for,
 )
+from protomesh.search.v1 import search_service_pb2 as pb
 
 
 def statuses(*given: pb.IndexStatus) -> Callable[[], pb.IndexStatus]:

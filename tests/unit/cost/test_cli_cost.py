@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
+from cli.cost import build_report_request, render_budgets, render_prices, render_report
 from protomesh.cost.v1 import cost_service_pb2 as pb
-from services.cli.cost import build_report_request, render_budgets, render_prices, render_report
 
 
 def test_report_request_parses_group_and_dates() -> None:

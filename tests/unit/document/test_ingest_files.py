@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.cli.ingest import Prepared, expand, html_to_text, prepare, request_id_for
+from cli.ingest import Prepared, expand, html_to_text, prepare, request_id_for
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 

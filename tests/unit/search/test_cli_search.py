@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
+from cli.search import build_request, parse_labels, render
 from protomesh.search.v1 import search_service_pb2 as pb
-from services.cli.search import build_request, parse_labels, render
 
 
 def test_request_carries_mode_limit_and_labels() -> None:

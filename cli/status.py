@@ -19,11 +19,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
+from cli.launcher import SERVICES, UP_METRICS_PORT_BASE, grpc_serving
 from protomesh.cost.v1 import cost_service_pb2 as cost_pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
 from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
-from services.cli.launcher import SERVICES, UP_METRICS_PORT_BASE, grpc_serving
 from services.cost.money import format_micros
 from services.platform.config import Settings
 

@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.cli.default_group import DefaultCommandGroup
-from services.cli.launcher import (
+from cli.default_group import DefaultCommandGroup
+from cli.launcher import (
     SERVICES,
     start_system,
     wait_for_signal,
@@ -24,7 +24,7 @@ from services.platform.identity import KEY_FILE, ensure_dev_key, load_key, mint_
 from services.platform.migrations import migrate as run_migrations
 
 if TYPE_CHECKING:
-    from services.cli.waiting import Waited
+    from cli.waiting import Waited
 
 app = typer.Typer(
     help="protomesh: a spec-first gRPC service mesh for AI-agent back ends.",
@@ -163,7 +163,7 @@ def ask(
     data_dir: DataDir = None,
 ) -> None:
     """Ask a question (a rag.answer task) and watch the answer arrive with citations."""
-    from services.cli import tasks as task_cli
+    from cli import tasks as task_cli
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
@@ -205,7 +205,7 @@ def _wait_timeout_opt(default_help: str) -> Any:
 def _run_and_wait(run: Callable[[], Coroutine[Any, Any, Waited | None]], on_timeout: str) -> None:
     """Runs a command's `run` (its call, then the wait it asked for), ending in one
     clear line on a timeout, a refused call or an index that cannot finish now."""
-    from services.cli.waiting import WaitTimeout, degraded_warning
+    from cli.waiting import WaitTimeout, degraded_warning
 
     try:
         waited = asyncio.run(run())
@@ -239,8 +239,8 @@ def ingest(
     embedding (tenant-wide: chunks from other writes to the tenant count too).
     When the embedder is unavailable the vector phase stops with a warning:
     keyword search works, vector results follow later. --no-wait skips both."""
-    from services.cli import waiting
-    from services.cli.ingest import ingest as run_ingest
+    from cli import waiting
+    from cli.ingest import ingest as run_ingest
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
@@ -286,7 +286,7 @@ def search(
 ) -> None:
     """Search your documents (hybrid keyword + vector) and show ranked, highlighted hits.
     The default: `protomesh search TEXT` is `protomesh search query TEXT`."""
-    from services.cli import search as search_cli
+    from cli import search as search_cli
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
@@ -319,8 +319,8 @@ def search_reindex(
     background; searches keep answering from the current index meanwhile. Then
     waits, with a progress bar per phase, until no document awaits re-chunking and
     no chunk of the tenant awaits an embedding. --no-wait returns at once."""
-    from services.cli import search as search_cli
-    from services.cli import waiting
+    from cli import search as search_cli
+    from cli import waiting
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user, ADMIN_SCOPES)
@@ -367,7 +367,7 @@ def cost_report(
     data_dir: DataDir = None,
 ) -> None:
     """Spend grouped by model, user, API key, task or day, in exact currency units."""
-    from services.cli import cost as cost_cli
+    from cli import cost as cost_cli
 
     _cost_call(
         tenant,
@@ -382,7 +382,7 @@ def cost_budgets(
     tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
 ) -> None:
     """The tenant's budgets with their limits, spend this period and reservations."""
-    from services.cli import cost as cost_cli
+    from cli import cost as cost_cli
 
     _cost_call(
         tenant, user, data_dir, lambda target, token: cost_cli.budgets(target, token, console)
@@ -397,7 +397,7 @@ def cost_prices(
     data_dir: DataDir = None,
 ) -> None:
     """The price book: per-million-token prices by model."""
-    from services.cli import cost as cost_cli
+    from cli import cost as cost_cli
 
     _cost_call(
         tenant,
@@ -421,7 +421,7 @@ def tasks_list(
     data_dir: DataDir = None,
 ) -> None:
     """List tasks, newest first."""
-    from services.cli import tasks as task_cli
+    from cli import tasks as task_cli
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
@@ -429,7 +429,7 @@ def tasks_list(
 
 
 def _task_action(action: str, name: str, tenant: str, user: str, data_dir: Path | None) -> None:
-    from services.cli import tasks as task_cli
+    from cli import tasks as task_cli
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
@@ -486,7 +486,7 @@ def status(
     Exits 1 when something is not serving."""
     import json
 
-    from services.cli import status as status_cli
+    from cli import status as status_cli
 
     settings = _settings(data_dir)
     found = asyncio.run(status_cli.collect(settings, _caller_token(settings, tenant, user)))
@@ -510,7 +510,7 @@ def bench(
     timeout: Annotated[float, typer.Option(help="Seconds one bench may take.")] = 1800.0,
 ) -> None:
     """Run the bench/ scripts one after another and write a Markdown report."""
-    from services.cli import bench as bench_cli
+    from cli import bench as bench_cli
 
     try:
         outcomes = bench_cli.run(console, only, quick, output, timeout)
@@ -523,7 +523,7 @@ def bench(
 @app.command()
 def mcp(tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None) -> None:
     """Serve the MCP tools over stdio (for desktop agent hosts); logs go to stderr."""
-    from services.cli import mcp as mcp_cli
+    from cli import mcp as mcp_cli
 
     settings = _settings(data_dir)
     mcp_cli.run(settings, _caller_token(settings, tenant, user))
