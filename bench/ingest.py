@@ -64,8 +64,8 @@ from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.search.v1 import search_service_pb2 as pb
 from protomesh.search.v1 import search_service_pb2_grpc as pb_grpc
+from services.platform.minilm import MiniLmOnnxEmbedder
 from services.search.chunking import split_sentences
-from services.search.embedders import MiniLmOnnxEmbedder
 from services.search.indexer import IndexerOptions, chunks_of, embedding_input
 
 DOCUMENT_BYTES = 1024

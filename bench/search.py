@@ -465,7 +465,7 @@ async def main(owner: str, work: Path, server_pg: EmbeddedPostgres) -> None:
 
 async def embedder_throughput() -> dict[str, Any]:
     """MiniLM int8 raw throughput on ~100-word chunks, batch 32."""
-    from services.search.embedders import MiniLmOnnxEmbedder
+    from services.platform.minilm import MiniLmOnnxEmbedder
 
     embedder = MiniLmOnnxEmbedder()
     corpus = Corpus(0, seed=3)

@@ -67,8 +67,8 @@ from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import ensure_dev_key, load_key, mint_token
 from services.platform.logs import configure_logging
 from services.platform.migrations import migrate
+from services.platform.minilm import MiniLmOnnxEmbedder
 from services.platform.server import ServiceServer
-from services.search.embedders import MiniLmOnnxEmbedder
 from services.search.indexer import embedding_input
 from services.search.service import make_spec
 

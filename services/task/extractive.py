@@ -303,7 +303,7 @@ def minilm_encoder() -> Encode:
 
     async def encode(texts: Sequence[str]) -> list[list[float]]:
         if "model" not in holder:
-            from services.search.embedders import MiniLmOnnxEmbedder
+            from services.platform.minilm import MiniLmOnnxEmbedder
 
             holder["model"] = MiniLmOnnxEmbedder()
         vectors: list[list[float]] = await holder["model"].embed(texts)

@@ -155,7 +155,7 @@ def test_unchanged_prefix_keeps_its_chunks_and_hashes() -> None:
 
 
 def test_minilm_counter_counts_wordpiece_tokens_word_by_word() -> None:
-    from services.search.embedders import MiniLmOnnxEmbedder
+    from services.platform.minilm import MiniLmOnnxEmbedder
 
     embedder = MiniLmOnnxEmbedder()
     counter = embedder.token_counter

@@ -11,15 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.platform.minilm import MODEL_DIR, MiniLmOnnxEmbedder, ModelIntegrityError
 from services.platform.resilience import CircuitBreaker
 from services.search.embedders import (
-    MODEL_DIR,
     EmbeddingError,
     GuardedEmbedder,
     HashingEmbedder,
     HttpEmbedderConfig,
-    MiniLmOnnxEmbedder,
-    ModelIntegrityError,
     OpenAICompatibleEmbedder,
     embedder_from_env,
 )
