@@ -2,13 +2,16 @@
 
 The tenant is always the verified token's. Amounts are rated here with the one
 rating rule (`services.cost.money`) against the price version in effect at the
-usage time; the database re-checks that version inside the write.
+usage time; the database re-checks that version inside the write. What a
+reservation's (or a usage record's) write outcome means is decided by
+`services.cost.reservations`; its refusals become statuses here (`_status`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,7 +21,7 @@ from google.api import httpbody_pb2
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
 from services.cost import budgets as budget_rules
-from services.cost import convert, export, feed, metrics
+from services.cost import convert, export, feed, metrics, reservations
 from services.cost.money import Rates, Tokens, cost_micros, estimate_micros
 from services.cost.periods import (
     EPOCH,
@@ -46,6 +49,7 @@ from services.platform.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ProtomeshError,
     QuotaViolation,
     ResourceExhausted,
 )
@@ -55,10 +59,7 @@ from services.platform.pagination import PageTokens, clamp_page_size
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-DEFAULT_TTL = timedelta(minutes=5)
-FUTURE_SKEW = timedelta(minutes=5)
 PRICE_RETRIES = 3
-STATE_NAMES = {1: "ACTIVE", 2: "COMMITTED", 3: "RELEASED", 4: "EXPIRED"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,52 @@ def _new_id() -> str:
 
 def _resource_id(name: str, prefix: str) -> str:
     return name.removeprefix(prefix)
+
+
+@contextmanager
+def _refusals(name: str = "") -> Iterator[None]:
+    """Raises the reservation rules' refusals as statuses (`name`: the reservation's)."""
+    try:
+        yield
+    except reservations.Refusal as refusal:
+        raise _status(refusal, name) from None
+
+
+def _status(refusal: reservations.Refusal, name: str) -> ProtomeshError:
+    match refusal:
+        case reservations.ReservationNotFound():
+            return NotFound(f"{name} not found", reason="RESERVATION_NOT_FOUND")
+        case reservations.NotActive(state=state, wanted=wanted):
+            return FailedPrecondition(
+                f"{name} is {reservations.state_name(state)}, not ACTIVE",
+                reason=f"RESERVATION_{reservations.STATE_NAMES.get(state, 'UNKNOWN')}",
+                metadata={
+                    "name": name,
+                    "state": reservations.state_name(state),
+                    "wanted": reservations.state_name(wanted),
+                },
+            )
+        case reservations.BudgetExhausted():
+            metrics.BUDGET_REJECTIONS.labels(metrics.rejection_scope(refusal.budget_id)).inc()
+            subject = f"budgets/{refusal.budget_id}"
+            limit, used = refusal.limit_micros, refusal.used_micros
+            remaining, amount = refusal.remaining_micros, refusal.requested_micros
+            return ResourceExhausted(
+                f"{subject} has {remaining} micros left of its {limit} hard limit; "
+                f"{amount} requested",
+                [
+                    QuotaViolation(
+                        subject,
+                        f"remaining {remaining} micros of {limit} "
+                        f"(committed + reserved {used}); requested {amount}",
+                    )
+                ],
+            )
+        case reservations.PriceChanged():
+            return Aborted("the price book changed during the call; retry", reason="PRICE_CHANGED")
+        case reservations.FutureUsageTime():
+            return InvalidArgument.for_field("usage_time", "must not be in the future")
+    raise AssertionError(f"unmapped refusal {refusal!r}")
 
 
 class CostServicer(pb_grpc.CostServiceServicer):
@@ -181,29 +228,32 @@ class CostServicer(pb_grpc.CostServiceServicer):
             )
         return found
 
-    # -- metering -----------------------------------------------------------
+    async def _while_price_changes(
+        self, rate_and_write: Callable[[], Awaitable[Outcome]]
+    ) -> Outcome:
+        """Runs `rate_and_write` again with the reloaded price book while the
+        database finds the price version it rated with no longer in effect."""
+        for _ in range(PRICE_RETRIES):
+            outcome = await rate_and_write()
+            if outcome.kind != reservations.PRICE_CHANGED:
+                break
+            await self.prices.reload()
+        return outcome
 
-    def _attribution(self, attribution: pb.Attribution) -> pb.Attribution:
-        resolved = pb.Attribution()
-        resolved.CopyFrom(attribution)
-        if not resolved.user_id:
-            resolved.user_id = principal().user_id
-        return resolved
+    # -- metering -----------------------------------------------------------
 
     async def RecordUsage(self, request: pb.RecordUsageRequest, context: Any) -> pb.UsageRecord:
         tenant = principal().tenant_id
         now = self.clock()
-        usage_time = convert.from_ts(request.usage_time) if request.HasField("usage_time") else now
-        if usage_time > now + FUTURE_SKEW:
-            raise InvalidArgument.for_field("usage_time", "must not be in the future")
-        attribution = self._attribution(request.attribution)
-        fingerprint = pb.RecordUsageRequest()
-        fingerprint.CopyFrom(request)
-        fingerprint.attribution.CopyFrom(attribution)
-        request_hash = request_digest(fingerprint)
-        for _ in range(PRICE_RETRIES):
+        requested = convert.from_ts(request.usage_time) if request.HasField("usage_time") else None
+        with _refusals():
+            usage_time = reservations.usage_time(requested, now)
+        attribution = reservations.attributed(request.attribution, principal().user_id)
+        request_hash = reservations.usage_digest(request, attribution)
+
+        async def record() -> Outcome:
             price = await self._price(request.usage.model, usage_time, "usage.model")
-            outcome = await self.store.record_usage(
+            return await self.store.record_usage(
                 tenant,
                 request.idempotency_key,
                 self._usage_input(request.usage, request.provenance, price, request_hash),
@@ -212,24 +262,16 @@ class CostServicer(pb_grpc.CostServiceServicer):
                 period_starts(usage_time),
                 now,
             )
-            if outcome.kind == "price_changed":
-                await self.prices.reload()
-                continue
-            usage = outcome.row["usage"]
-            if outcome.kind == "replayed":
-                ensure_replay(
-                    usage["request_hash"],
-                    request_hash,
-                    "idempotency_key",
-                    request.idempotency_key,
-                    "different usage",
-                    reason="IDEMPOTENCY_KEY_REUSED",
-                    metadata={"usage_record": f"usageRecords/{usage['id']}"},
-                )
-            if outcome.kind != "replayed":
-                metrics.metered(usage)
-            return convert.usage_to_pb(usage)
-        raise Aborted("the price book changed during the call; retry", reason="PRICE_CHANGED")
+
+        outcome = await self._while_price_changes(record)
+        usage = outcome.row["usage"]
+        with _refusals():
+            answer = reservations.record_answer(
+                outcome.kind, usage, request.idempotency_key, request_hash
+            )
+        if answer is reservations.Answer.NEW:
+            metrics.metered(usage)
+        return convert.usage_to_pb(usage)
 
     def _usage_input(
         self, usage: pb.TokenUsage, provenance: int, price: PriceVersion, request_hash: bytes
@@ -468,13 +510,9 @@ class CostServicer(pb_grpc.CostServiceServicer):
             amount = estimate_micros(estimate.input_tokens, estimate.max_output_tokens, price.rates)
         else:
             amount = request.amount_micros
-        ttl = request.ttl.ToTimedelta() if request.HasField("ttl") else DEFAULT_TTL
-        attribution = self._attribution(request.attribution)
-        fingerprint = pb.ReserveRequest()
-        fingerprint.CopyFrom(request)
-        fingerprint.request_id = ""
-        fingerprint.attribution.CopyFrom(attribution)
-        request_hash = request_digest(fingerprint)
+        ttl = request.ttl.ToTimedelta() if request.HasField("ttl") else None
+        attribution = reservations.attributed(request.attribution, principal().user_id)
+        request_hash = reservations.reserve_digest(request, attribution)
         outcome = await self.store.reserve(
             tenant,
             _new_id(),
@@ -483,35 +521,15 @@ class CostServicer(pb_grpc.CostServiceServicer):
             amount,
             (attribution.user_id, attribution.api_key_id, attribution.task),
             now,
-            now + ttl,
+            reservations.expire_time(now, ttl),
             period_starts(now),
         )
-        if outcome.kind == "exhausted":
-            row = outcome.row
-            remaining = max(0, row["limit_micros"] - row["used_micros"])
-            subject = f"budgets/{row['budget_id']}"
-            metrics.BUDGET_REJECTIONS.labels(metrics.rejection_scope(row["budget_id"])).inc()
-            raise ResourceExhausted(
-                f"{subject} has {remaining} micros left of its {row['limit_micros']} hard limit; "
-                f"{amount} requested",
-                [
-                    QuotaViolation(
-                        subject,
-                        f"remaining {remaining} micros of {row['limit_micros']} "
-                        f"(committed + reserved {row['used_micros']}); requested {amount}",
-                    )
-                ],
+        with _refusals():
+            answer = reservations.reserve_answer(
+                outcome.kind, outcome.row, request.request_id, request_hash, amount
             )
         reservation = outcome.row["reservation"]
-        if outcome.kind == "replayed":
-            ensure_replay(
-                reservation["request_hash"],
-                request_hash,
-                "request_id",
-                request.request_id,
-                "a different reservation",
-                metadata={"reservation": f"reservations/{reservation['id']}"},
-            )
+        if answer is reservations.Answer.REPLAY:
             return await self._reservation(tenant, reservation["id"])
         return convert.reservation_to_pb(reservation)
 
@@ -526,51 +544,33 @@ class CostServicer(pb_grpc.CostServiceServicer):
             row["r"], usage if usage and usage["id"] else None, now=self.clock()
         )
 
-    @staticmethod
-    def _not_active(name: str, state: int, wanted: int) -> FailedPrecondition:
-        return FailedPrecondition(
-            f"{name} is {STATE_NAMES.get(state, state)}, not ACTIVE",
-            reason=f"RESERVATION_{STATE_NAMES.get(state, 'UNKNOWN')}",
-            metadata={
-                "name": name,
-                "state": STATE_NAMES.get(state, str(state)),
-                "wanted": STATE_NAMES.get(wanted, str(wanted)),
-            },
-        )
-
     async def CommitReservation(
         self, request: pb.CommitReservationRequest, context: Any
     ) -> pb.Reservation:
         tenant = principal().tenant_id
         reservation_id = _resource_id(request.name, "reservations/")
-        request_hash = request_digest(request)
-        outcome: Outcome | None = None
-        for _ in range(PRICE_RETRIES):
+        request_hash = reservations.commit_digest(request)
+
+        async def commit() -> Outcome:
             now = self.clock()
             price = await self._price(request.usage.model, now, "usage.model")
-            outcome = await self.store.commit(
+            return await self.store.commit(
                 tenant,
                 reservation_id,
                 self._usage_input(request.usage, request.provenance, price, request_hash),
                 now,
                 period_starts(now),
             )
-            if outcome.kind != "price_changed":
-                break
-            await self.prices.reload()
-        assert outcome is not None
+
+        outcome = await self._while_price_changes(commit)
         row = outcome.row
-        if outcome.kind == "not_found":
-            raise NotFound(f"{request.name} not found", reason="RESERVATION_NOT_FOUND")
-        if outcome.kind == "price_changed":
-            raise Aborted("the price book changed during the call; retry", reason="PRICE_CHANGED")
-        reservation = row["reservation"]
-        if outcome.kind == "committed":
+        with _refusals(request.name):
+            answer = reservations.settle_answer(
+                outcome.kind, row["reservation"], reservations.COMMITTED
+            )
+        if answer is reservations.Answer.NEW:
             metrics.metered(row["usage"])
-            return convert.reservation_to_pb(reservation, row["usage"])
-        if outcome.kind == "settled" and reservation["state"] == pb.RESERVATION_STATE_COMMITTED:
-            return convert.reservation_to_pb(reservation, row["usage"])
-        raise self._not_active(request.name, reservation["state"], pb.RESERVATION_STATE_COMMITTED)
+        return convert.reservation_to_pb(row["reservation"], row["usage"])
 
     async def ReleaseReservation(
         self, request: pb.ReleaseReservationRequest, context: Any
@@ -579,12 +579,10 @@ class CostServicer(pb_grpc.CostServiceServicer):
         outcome = await self.store.release(
             tenant, _resource_id(request.name, "reservations/"), self.clock()
         )
-        if outcome.kind == "not_found":
-            raise NotFound(f"{request.name} not found", reason="RESERVATION_NOT_FOUND")
         reservation = outcome.row["reservation"]
-        if outcome.kind == "released" or reservation["state"] == pb.RESERVATION_STATE_RELEASED:
-            return convert.reservation_to_pb(reservation)
-        raise self._not_active(request.name, reservation["state"], pb.RESERVATION_STATE_RELEASED)
+        with _refusals(request.name):
+            reservations.settle_answer(outcome.kind, reservation, reservations.RELEASED)
+        return convert.reservation_to_pb(reservation)
 
     # -- reports ------------------------------------------------------------
 
