@@ -75,7 +75,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +92,16 @@ from protomesh.task.v1 import task_service_pb2 as pb
 from protomesh.task.v1 import task_service_pb2_grpc as pb_grpc
 from services.cost.service import make_spec as cost_spec
 from services.document.service import SPEC as DOCUMENT_SPEC
-from services.platform.config import Settings
+from services.platform.config import GeneratorSettings, Settings
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import ensure_dev_key, load_key, mint_token
 from services.platform.logs import configure_logging
 from services.platform.migrations import migrate
 from services.platform.server import ServiceServer
 from services.search.service import make_spec as search_spec
-from services.task.generation import Generator, generator_from_env
+from services.task.generation import Generator, generator_from_settings
 from services.task.service import SPEC as TASK_SPEC
-from services.task.worker import WorkerConfig, build_worker, create_worker_pool
+from services.task.worker import build_worker, create_worker_pool
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TENANT = "answers"
@@ -442,9 +442,9 @@ def make_generator(spec: str) -> Generator:
     extractive generator when none is set); `extractive`: that offline default whatever
     the environment says; or `MODULE:ATTR`, a factory called with no arguments."""
     if spec == "env":
-        return generator_from_env()
+        return generator_from_settings(Settings.from_env().generator)
     if spec == "extractive":
-        return generator_from_env({})
+        return generator_from_settings(GeneratorSettings())
     module, _, attribute = spec.partition(":")
     if not attribute:
         raise SystemExit(f"--generator: 'env', 'extractive' or MODULE:ATTR, not {spec!r}")
@@ -486,7 +486,9 @@ async def running(owner: str, work: Path, generator: Generator, slots: int) -> A
             stack.push_async_callback(server.stop, 1.0)
         pool = await create_worker_pool(settings, slots + 4)
         stack.push_async_callback(pool.close)
-        worker, clients = build_worker(pool, settings, WorkerConfig.from_env(slots), generator)
+        worker, clients = build_worker(
+            pool, settings, replace(settings.task_worker, count=slots), generator
+        )
         stack.push_async_callback(clients.close)
         worker.start()
         stack.push_async_callback(worker.stop)

@@ -68,7 +68,7 @@ class RunningSystem:
 
     @property
     def gateway(self) -> str:
-        return f"http://127.0.0.1:{self.settings.gateway_port}"
+        return self.settings.gateway_url
 
 
 @contextlib.contextmanager
@@ -82,7 +82,7 @@ def running_system(workers: int = 2, log_level: str = "warning") -> Iterator[Run
         environ["PROTOMESH_DATA_DIR"] = str(Path(scratch) / "data")
         environ["PROTOMESH_LOG_LEVEL"] = log_level
         settings = Settings.from_env(environ)
-        system = start_system(settings, workers=workers, environ=environ)
+        system = start_system(settings, workers=workers)
         try:
             yield RunningSystem(settings, system)
         finally:

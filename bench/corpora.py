@@ -95,7 +95,6 @@ import argparse
 import hashlib
 import itertools
 import json
-import os
 import random
 import re
 import shutil
@@ -110,6 +109,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from services.platform.config import Settings
+
 PYDOC_PACKAGE = "python3.11-doc"
 PGDOC_PACKAGE = "postgresql-doc-15"
 MIN_BODY = 200
@@ -120,9 +121,8 @@ MAX_PG_BODY = 20_000
 
 
 def default_cache() -> Path:
-    """`$PROTOMESH_BENCH_CACHE`, else `~/.cache/protomesh-bench`."""
-    configured = os.environ.get("PROTOMESH_BENCH_CACHE")
-    return Path(configured) if configured else Path.home() / ".cache" / "protomesh-bench"
+    """`$PROTOMESH_BENCH_CACHE`, else `~/.cache/protomesh-bench` (the settings tree's)."""
+    return Settings.from_env().bench.cache.expanduser()
 
 
 def fetch_package(name: str, cache: Path) -> Path:

@@ -201,7 +201,6 @@ async def overspend_check(
 async def run(args: argparse.Namespace, dsn: str, data_dir: Path) -> dict[str, Any]:
     await migrate(dsn)
     ensure_dev_key(data_dir)
-    os.environ.pop("PROTOMESH_SERVICE_TOKEN", None)
     settings = Settings(
         data_dir=data_dir, database_url=dsn, log_level="warning", db_pool_max=args.pool
     )
@@ -248,9 +247,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=16, help="server database pool size")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pmcost") as tmp, open(os.devnull, "w") as sink:
-        configure_logging(
-            "bench", os.environ.get("BENCH_LOG_LEVEL", "warning"), "json", stream=sink
-        )
+        configure_logging("bench", "warning", "json", stream=sink)  # to /dev/null
         postgres = EmbeddedPostgres(Path(tmp) / "pg")
         dsn = postgres.start()
         try:

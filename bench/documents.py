@@ -196,9 +196,7 @@ def main() -> None:
     parser.add_argument("--watch", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pmb") as tmp, open(os.devnull, "w") as sink:
-        configure_logging(
-            "bench", os.environ.get("BENCH_LOG_LEVEL", "warning"), "json", stream=sink
-        )
+        configure_logging("bench", "warning", "json", stream=sink)  # to /dev/null
         postgres = EmbeddedPostgres(Path(tmp) / "pg")
         owner_dsn = postgres.start()
         try:

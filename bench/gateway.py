@@ -110,7 +110,7 @@ async def _http_floor(calls: int) -> dict[str, float]:
     """p50/p99 of the same httpx client against bench/http_floor.py (no transcoding)."""
     port = _free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.http_floor", env={**os.environ, "PORT": str(port)}, cwd=REPO
+        sys.executable, "-m", "bench.http_floor", str(port), cwd=REPO
     )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:

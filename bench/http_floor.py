@@ -3,12 +3,12 @@ gateway is (uvicorn with uvloop + httptools, one worker), answering GET
 /v1/things/{name} with a fixed small JSON body. What a REST call costs with this
 client and server stack before any transcoding or gRPC.
 
-    PORT=8123 .venv/bin/python -m bench.http_floor
+    .venv/bin/python -m bench.http_floor 8123
 """
 
 from __future__ import annotations
 
-import os
+import sys
 
 import uvicorn
 from starlette.applications import Starlette
@@ -27,4 +27,4 @@ app = Starlette(routes=[Route("/v1/things/{name}", thing)])
 
 if __name__ == "__main__":
     # uvicorn picks uvloop and httptools when installed, as it does for the gateway.
-    uvicorn.run(app, host="127.0.0.1", port=int(os.environ["PORT"]), log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

@@ -79,7 +79,7 @@ async def measure(port: int, metadata: Any, calls: int, concurrency: int) -> dic
 
 async def main(calls: int, concurrency: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as sink:  # noqa: ASYNC230
-        configure_logging("bench", os.environ.get("BENCH_LOG_LEVEL", "info"), "json", stream=sink)
+        configure_logging("bench", "info", "json", stream=sink)  # to /dev/null
         settings = Settings(data_dir=Path(tmp))
         ensure_dev_key(settings.data_dir)
         token = mint_token(

@@ -25,7 +25,7 @@ from typing import Any
 
 from rich.console import Console
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = re.compile(
     r"(p50|p95|p99|per_s|qps|ratio|over_|recall|overlap|ndcg|overspend|error_rate|speedup"
     r"|_rate$|precision|correct_citation)",

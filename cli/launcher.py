@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +122,7 @@ def wait_healthy(settings: Settings, children: list[Child]) -> None:
                 )
         for name in sorted(pending):
             if name == "gateway":
-                ok = http_healthy(f"http://{settings.host}:{settings.gateway_port}/healthz")
+                ok = http_healthy(f"{settings.gateway_url}/healthz")
             else:
                 ok = asyncio.run(grpc_serving(settings.address_of(name)))
             if ok:
@@ -164,11 +163,10 @@ class System:
             self.postgres.stop()
 
 
-def start_system(
-    settings: Settings, workers: int = 2, environ: Mapping[str, str] | None = None
-) -> System:
-    """Brings everything up and returns once all of it is healthy. Children inherit
-    this process's environment plus `environ` (which should match `settings`)."""
+def start_system(settings: Settings, workers: int = 2) -> System:
+    """Brings everything up and returns once all of it is healthy. Each child gets
+    `settings` (as the variables that rebuild them) over this process's environment,
+    so a flag such as `--data-dir` reaches every process."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_dev_key(settings.data_dir)
     postgres = None
@@ -179,7 +177,7 @@ def start_system(
     asyncio.run(migrate(database_url))
     env = {
         **os.environ,
-        **(environ or {}),
+        **settings.to_env(),
         "PROTOMESH_DATABASE_URL": database_url,
         "PROTOMESH_DATA_DIR": str(settings.data_dir.resolve()),
         "PROTOMESH_METRICS_PORT_BASE": str(settings.metrics_port_base or UP_METRICS_PORT_BASE),

@@ -18,7 +18,7 @@ from cli.launcher import (
     start_system,
     wait_for_signal,
 )
-from services.platform.config import Settings, documented_settings
+from services.platform.config import Settings, markdown_table, variables
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import KEY_FILE, ensure_dev_key, load_key, mint_token
 from services.platform.migrations import migrate as run_migrations
@@ -62,7 +62,7 @@ def up(
     for name in SERVICES:
         table.add_row(f"{name} (gRPC)", settings.address_of(name))
     if any(c.name == "gateway" for c in system.children):
-        base = f"http://{settings.host}:{settings.gateway_port}"
+        base = settings.gateway_url
         table.add_row("gateway (REST)", base)
         table.add_row("OpenAPI", f"{base}/openapi.json")
     table.add_row("PostgreSQL", "embedded" if system.postgres else "external")
@@ -127,26 +127,33 @@ def token(
 
 
 TenantOpt = Annotated[
-    str, typer.Option("--tenant", envvar="PROTOMESH_TENANT", help="Tenant for the dev token.")
+    str | None,
+    typer.Option(
+        "--tenant",
+        help="Tenant for the dev token [PROTOMESH_TENANT, else default].",
+        show_default=False,
+    ),
 ]
 UserOpt = Annotated[
-    str, typer.Option("--user", envvar="PROTOMESH_USER", help="User for the dev token.")
+    str | None,
+    typer.Option(
+        "--user", help="User for the dev token [PROTOMESH_USER, else dev].", show_default=False
+    ),
 ]
 
 
-def _caller_token(settings: Settings, tenant: str, user: str, scopes: str = DEFAULT_SCOPES) -> str:
+def _caller_token(
+    settings: Settings, tenant: str | None, user: str | None, scopes: str = DEFAULT_SCOPES
+) -> str:
     """`PROTOMESH_TOKEN` when set (it must carry the scopes itself), else a
     short-lived dev token with `scopes` from the local key."""
-    import os
-
-    given = os.environ.get("PROTOMESH_TOKEN", "")
-    if given:
-        return given
+    if settings.client.token:
+        return settings.client.token
     ensure_dev_key(settings.data_dir)
     return mint_token(
         load_key(settings.data_dir / KEY_FILE),
-        tenant=tenant,
-        user=user,
+        tenant=tenant or settings.client.tenant,
+        user=user or settings.client.user,
         scopes=scopes,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
@@ -158,8 +165,8 @@ def _caller_token(settings: Settings, tenant: str, user: str, scopes: str = DEFA
 def ask(
     question: Annotated[str, typer.Argument(help="What to ask about your documents.")],
     top_k: Annotated[int, typer.Option(help="Chunks to retrieve.")] = 5,
-    tenant: TenantOpt = "default",
-    user: UserOpt = "dev",
+    tenant: TenantOpt = None,
+    user: UserOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """Ask a question (a rag.answer task) and watch the answer arrive with citations."""
@@ -226,8 +233,8 @@ def ingest(
     wait_timeout: Annotated[
         float, _wait_timeout_opt("the documents stay ingested and become searchable later.")
     ] = 600.0,
-    tenant: TenantOpt = "default",
-    user: UserOpt = "dev",
+    tenant: TenantOpt = None,
+    user: UserOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """Stream text, Markdown and HTML files into DocumentService (idempotent on re-run),
@@ -280,8 +287,8 @@ def search(
     mode: Annotated[str, typer.Option(help="hybrid, keyword or vector.")] = "hybrid",
     limit: Annotated[int, typer.Option(help="Results to show (1-50).")] = 10,
     label: Annotated[list[str], typer.Option(help="key=value label filter.")] = [],  # noqa: B006
-    tenant: TenantOpt = "default",
-    user: UserOpt = "dev",
+    tenant: TenantOpt = None,
+    user: UserOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """Search your documents (hybrid keyword + vector) and show ranked, highlighted hits.
@@ -308,8 +315,8 @@ def search_reindex(
     wait_timeout: Annotated[
         float, _wait_timeout_opt("the rebuild continues in the background.")
     ] = 3600.0,
-    tenant: TenantOpt = "default",
-    user: UserOpt = "dev",
+    tenant: TenantOpt = None,
+    user: UserOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """Rebuild the tenant's index and wait until it is done.
@@ -340,7 +347,7 @@ cost_app = typer.Typer(help="Spend, budgets and the price book.", no_args_is_hel
 app.add_typer(cost_app, name="cost")
 
 
-def _cost_call(tenant: str, user: str, data_dir: Path | None, call: Any) -> None:
+def _cost_call(tenant: str | None, user: str | None, data_dir: Path | None, call: Any) -> None:
     """Runs `call(target, token)` against CostService, printing gRPC failures."""
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
@@ -362,8 +369,8 @@ def cost_report(
         ),
     ] = None,
     end: Annotated[str | None, typer.Option("--to", help="End (exclusive); default: now.")] = None,
-    tenant: TenantOpt = "default",
-    user: UserOpt = "dev",
+    tenant: TenantOpt = None,
+    user: UserOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """Spend grouped by model, user, API key, task or day, in exact currency units."""
@@ -378,9 +385,7 @@ def cost_report(
 
 
 @cost_app.command("budgets")
-def cost_budgets(
-    tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
-) -> None:
+def cost_budgets(tenant: TenantOpt = None, user: UserOpt = None, data_dir: DataDir = None) -> None:
     """The tenant's budgets with their limits, spend this period and reservations."""
     from cli import cost as cost_cli
 
@@ -392,8 +397,8 @@ def cost_budgets(
 @cost_app.command("prices")
 def cost_prices(
     history: Annotated[bool, typer.Option(help="Include superseded price versions.")] = False,
-    tenant: TenantOpt = "default",
-    user: UserOpt = "dev",
+    tenant: TenantOpt = None,
+    user: UserOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """The price book: per-million-token prices by model."""
@@ -416,8 +421,8 @@ def tasks_list(
     filter: Annotated[
         str, typer.Option(help="AIP-160 filter, e.g. state = TASK_STATE_FAILED")
     ] = "",
-    tenant: TenantOpt = "default",
-    user: UserOpt = "dev",
+    tenant: TenantOpt = None,
+    user: UserOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """List tasks, newest first."""
@@ -428,7 +433,9 @@ def tasks_list(
     asyncio.run(task_cli.list_tasks(settings.address_of("task"), token_value, console, filter))
 
 
-def _task_action(action: str, name: str, tenant: str, user: str, data_dir: Path | None) -> None:
+def _task_action(
+    action: str, name: str, tenant: str | None, user: str | None, data_dir: Path | None
+) -> None:
     from cli import tasks as task_cli
 
     settings = _settings(data_dir)
@@ -445,7 +452,7 @@ def _task_action(action: str, name: str, tenant: str, user: str, data_dir: Path 
 
 @tasks_app.command("show")
 def tasks_show(
-    name: str, tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
+    name: str, tenant: TenantOpt = None, user: UserOpt = None, data_dir: DataDir = None
 ) -> None:
     """Show a task with its latest events."""
     _task_action("show", name, tenant, user, data_dir)
@@ -453,7 +460,7 @@ def tasks_show(
 
 @tasks_app.command("watch")
 def tasks_watch(
-    name: str, tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
+    name: str, tenant: TenantOpt = None, user: UserOpt = None, data_dir: DataDir = None
 ) -> None:
     """Follow a task's events live until it ends."""
     _task_action("watch", name, tenant, user, data_dir)
@@ -461,7 +468,7 @@ def tasks_watch(
 
 @tasks_app.command("cancel")
 def tasks_cancel(
-    name: str, tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
+    name: str, tenant: TenantOpt = None, user: UserOpt = None, data_dir: DataDir = None
 ) -> None:
     """Cancel a task."""
     _task_action("cancel", name, tenant, user, data_dir)
@@ -469,7 +476,7 @@ def tasks_cancel(
 
 @tasks_app.command("retry")
 def tasks_retry(
-    name: str, tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None
+    name: str, tenant: TenantOpt = None, user: UserOpt = None, data_dir: DataDir = None
 ) -> None:
     """Re-queue a FAILED task (e.g. from the dead letter state)."""
     _task_action("retry", name, tenant, user, data_dir)
@@ -478,8 +485,8 @@ def tasks_retry(
 @app.command()
 def status(
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    tenant: TenantOpt = "default",
-    user: UserOpt = "dev",
+    tenant: TenantOpt = None,
+    user: UserOpt = None,
     data_dir: DataDir = None,
 ) -> None:
     """Health and version of every component, index lag, task queue depth, spend today.
@@ -521,7 +528,7 @@ def bench(
 
 
 @app.command()
-def mcp(tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir = None) -> None:
+def mcp(tenant: TenantOpt = None, user: UserOpt = None, data_dir: DataDir = None) -> None:
     """Serve the MCP tools over stdio (for desktop agent hosts); logs go to stderr."""
     from cli import mcp as mcp_cli
 
@@ -530,13 +537,24 @@ def mcp(tenant: TenantOpt = "default", user: UserOpt = "dev", data_dir: DataDir 
 
 
 @app.command("config")
-def show_config() -> None:
-    """List every PROTOMESH_* setting with its default."""
-    table = Table(title="configuration (environment)")
-    for column in ("variable", "default", "meaning"):
+def show_config(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the README's table of every setting.")
+    ] = False,
+) -> None:
+    """List every PROTOMESH_* setting: the value in effect here, its default and meaning."""
+    if markdown:
+        print(markdown_table(), end="")
+        return
+    settings = _settings()
+    table = Table(title="configuration (environment; secrets hidden)")
+    table.add_column("variable", no_wrap=True)
+    for column in ("value", "default", "meaning"):
         table.add_column(column)
-    for name, default, doc in documented_settings():
-        table.add_row(name, default, doc)
+    for variable in variables():
+        value = variable.value_text(settings)
+        shown = value if value == variable.default_text else f"[bold]{value}[/bold]"
+        table.add_row(variable.name, shown, variable.default_text, variable.doc)
     console.print(table)
 
 

@@ -25,7 +25,7 @@ from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
 from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from services.cost.money import format_micros
-from services.platform.config import Settings
+from services.platform.config import Settings, reachable
 
 TIMEOUT_SECONDS = 2.0
 
@@ -77,14 +77,9 @@ async def _scrape(url: str) -> Samples | None:
     return parse_samples(response.text) if response.status_code == 200 else None
 
 
-def _reachable_host(settings: Settings) -> str:
-    """The host to dial: a bind-all address is reached on the loopback one."""
-    return "127.0.0.1" if settings.host in ("", "0.0.0.0", "::") else settings.host  # noqa: S104
-
-
 def _metrics_url(settings: Settings, component: str) -> str:
     port = settings.metrics_port_of(component)
-    return f"http://{_reachable_host(settings)}:{port}/metrics"
+    return f"http://{reachable(settings.host)}:{port}/metrics"
 
 
 def build_version(samples: Samples | None) -> str:
@@ -111,7 +106,7 @@ async def _component(settings: Settings, name: str) -> Component:
 
 
 async def _gateway(settings: Settings) -> Component:
-    base = f"http://{_reachable_host(settings)}:{settings.gateway_port}"
+    base = settings.gateway_url
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
             ready = (await client.get(f"{base}/readyz")).status_code == 200

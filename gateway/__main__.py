@@ -1,38 +1,30 @@
-"""`python -m gateway [--host H] [--port P] [--workers N]`: serve the gateway
-with uvicorn (factory mode, so several worker processes each build their own app
-and channels). Defaults come from `Settings.from_env()` / `PROTOMESH_GATEWAY_*`."""
+"""`python -m gateway`: serve the gateway with uvicorn, configured entirely by the
+settings tree (`PROTOMESH_GATEWAY_*` and the service addresses; `protomesh config`
+lists them). uvicorn runs in factory mode, so each of several worker processes
+builds its own app and channels from the same environment."""
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 
 import uvicorn
 
 from gateway.config import GatewayConfig
+from services.platform.config import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from services.platform.config import Settings
-
-    config = GatewayConfig.from_settings(Settings.from_env())
-    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
-    parser.add_argument("--host", default=config.host)
-    parser.add_argument("--port", type=int, default=config.port)
-    parser.add_argument("--workers", type=int, default=config.workers)
-    parser.add_argument("--log-level", default=os.environ.get("PROTOMESH_LOG_LEVEL", "info"))
-    args = parser.parse_args(argv)
-    # Workers re-read the environment: make the parsed flags win there too.
-    os.environ["PROTOMESH_GATEWAY_HOST"] = args.host
-    os.environ["PROTOMESH_GATEWAY_PORT"] = str(args.port)
+    argparse.ArgumentParser(prog="python -m gateway", description=__doc__).parse_args(argv)
+    settings = Settings.from_env()
+    config = GatewayConfig.from_settings(settings)
     uvicorn.run(
         "gateway.app:app_from_env",
         factory=True,
-        host=args.host,
-        port=args.port,
-        workers=max(1, args.workers),
-        log_level=args.log_level.lower(),
+        host=config.host,
+        port=config.port,
+        workers=max(1, config.workers),
+        log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,
     )
 

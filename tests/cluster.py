@@ -48,7 +48,7 @@ class Cluster:
 
     @property
     def gateway(self) -> str:
-        return f"http://127.0.0.1:{self.settings.gateway_port}"
+        return self.settings.gateway_url
 
     def has(self, component: str) -> bool:
         return any(child.name == component for child in self.system.children)
@@ -63,7 +63,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     environ["PROTOMESH_DATA_DIR"] = str(data_dir)
     environ["PROTOMESH_LOG_LEVEL"] = os.environ.get("PROTOMESH_TEST_LOG_LEVEL", "warning")
     settings = Settings.from_env(environ)
-    system = start_system(settings, workers=4, environ=environ)
+    system = start_system(settings, workers=4)
     try:
         yield Cluster(settings, system)
     finally:

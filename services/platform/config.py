@@ -1,14 +1,21 @@
-"""Typed configuration from `PROTOMESH_*` environment variables.
+"""The configuration tree: every `PROTOMESH_*` variable, typed, in one place.
 
+Each process reads it once at start-up (`Settings.from_env()`) and passes the
+result down; nothing else in the code reads the environment. A field of
+`Settings` is `PROTOMESH_` + its name in capitals; a section (`gateway`, `task_worker`, `embedder`,
+`generator`, `client`, `bench`) adds its prefix (`PROTOMESH_GATEWAY_PORT`), and a
+field may name its variable outright (`PROTOMESH_EMBEDDER`, `PROTOMESH_TOKEN`).
 Every setting has a default that works on a developer machine; the README's
-configuration table lists them all. Values are parsed once, at start-up, into
-an immutable `Settings` that is passed to whatever needs it.
+table and `protomesh config` are generated from the docs written here.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+import sys
+import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -16,9 +23,141 @@ from typing import Any, get_type_hints
 PREFIX = "PROTOMESH_"
 
 
+def setting(default: Any, doc: str, env: str = "") -> Any:
+    """A documented field; `env` names its variable when the field name does not."""
+    metadata = {"doc": doc, "env": env}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def section(kind: type, prefix: str, doc: str) -> Any:
+    """A nested group of settings read from `PROTOMESH_<prefix><FIELD>`."""
+    return field(default_factory=kind, metadata={"section": prefix, "doc": doc})
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The HTTP/JSON gateway (`python -m gateway`)."""
+
+    host: str = setting("", "Address the gateway binds; `PROTOMESH_HOST` when empty.")
+    port: int = setting(8080, "HTTP gateway port.")
+    workers: int = setting(1, "Gateway worker processes (uvicorn workers).")
+    public_url: str = setting(
+        "", "URL clients reach the gateway at (agent card, MCP); `http://HOST:PORT` when empty."
+    )
+    cors_origins: tuple[str, ...] = setting((), "Origins allowed by CORS (comma-separated).")
+    max_body_bytes: int = setting(4 * 1024 * 1024, "Largest request body accepted.")
+    max_line_bytes: int = setting(
+        4 * 1024 * 1024, "Largest NDJSON line of a client-streaming body."
+    )
+    heartbeat_seconds: float = setting(
+        15.0, "Idle time after which a server stream sends a heartbeat (SSE comment)."
+    )
+    first_message_seconds: float = setting(
+        0.25,
+        "How long a server stream waits for its first message before sending headers.",
+    )
+    emit_unpopulated: bool = setting(True, "JSON responses include fields left at defaults.")
+    health_timeout_seconds: float = setting(1.0, "Per-backend deadline of `/readyz`.")
+    gzip_min_bytes: int = setting(1024, "Smallest response body compressed with gzip.")
+    title: str = setting("protomesh", "Title of the OpenAPI document.")
+    backends: dict[str, str] = setting(
+        {},
+        "Services to serve and where (`pkg.Service=host:port,…`); the four protomesh "
+        "services at their addresses when empty.",
+    )
+    proto_modules: tuple[str, ...] = setting(
+        (), "Modules that register the served services' descriptors; protomesh's when empty."
+    )
+    descriptor_set: str = setting(
+        "", "Descriptor set with source comments (for OpenAPI); the generated one when empty."
+    )
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Task worker processes (`python -m services.task.worker`)."""
+
+    count: int = setting(
+        4,
+        "Tasks one worker process runs at a time (`--count` overrides).",
+        env="PROTOMESH_TASK_CONCURRENCY",
+    )
+    lease_seconds: float = setting(30.0, "Lease on a claimed task; renewed by heartbeats.")
+    heartbeat_seconds: float = setting(10.0, "How often a running task renews its lease.")
+    poll_seconds: float = setting(5.0, "Longest wait for new work between notifications.")
+    reap_seconds: float = setting(5.0, "How often expired leases are returned to the queue.")
+    backoff_base_seconds: float = setting(1.0, "First retry delay of a failed attempt.")
+    backoff_cap_seconds: float = setting(60.0, "Longest retry delay (full jitter below it).")
+    cancel_grace_seconds: float = setting(
+        5.0, "How long a cancelled task may clean up before it is stopped."
+    )
+    shutdown_grace_seconds: float = setting(
+        10.0, "How long SIGTERM waits for running tasks before releasing their leases."
+    )
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    """The search index's embedding model."""
+
+    kind: str = setting(
+        "minilm",
+        "`minilm` (offline, default), `openai` (any `/v1/embeddings` endpoint) or `hashing` "
+        "(tests only).",
+        env="PROTOMESH_EMBEDDER",
+    )
+    base_url: str = setting("", "`openai` embedder: base URL (required).")
+    model: str = setting("", "`openai` embedder: model name (required).")
+    dimensions: int = setting(384, "`openai` embedder: vector width (the index holds 384).")
+    api_key: str = setting("", "`openai` embedder: bearer API key.")
+    batch_size: int = setting(0, "Texts per call; 0 = the model's default (MiniLM 32, HTTP 64).")
+    timeout_seconds: float = setting(10.0, "`openai` embedder: per-request timeout.")
+    max_attempts: int = setting(4, "`openai` embedder: attempts per batch (backoff between).")
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    """The answer generator the task workers use."""
+
+    base_url: str = setting(
+        "",
+        "OpenAI-compatible chat-completions base URL; the offline extractive generator when empty.",
+    )
+    model: str = setting("gpt-4o-mini", "Model name sent to the endpoint.")
+    api_key: str = setting("", "Bearer API key for the endpoint.")
+    timeout_seconds: float = setting(60.0, "Per-request timeout.")
+    max_retries: int = setting(2, "Retries of a failed request (backoff between).")
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """The `protomesh` CLI as a client of a running system."""
+
+    token: str = setting(
+        "",
+        "Bearer token for CLI calls; a dev token from the local key when empty.",
+        env="PROTOMESH_TOKEN",
+    )
+    tenant: str = setting("default", "Tenant of the CLI's dev token.", env="PROTOMESH_TENANT")
+    user: str = setting("dev", "User of the CLI's dev token.", env="PROTOMESH_USER")
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """`bench/` scripts."""
+
+    cache: Path = setting(
+        Path("~/.cache/protomesh-bench"),
+        "Where labelled corpora (Debian documentation packages) are unpacked.",
+        env="PROTOMESH_BENCH_CACHE",
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
-    """All runtime settings. Field `x_y` is read from `PROTOMESH_X_Y`."""
+    """All runtime settings; a field is read from `PROTOMESH_` + its name in capitals."""
 
     data_dir: Path = field(
         default=Path(".data"),
@@ -45,7 +184,6 @@ class Settings:
     search_port: int = field(default=50052, metadata={"doc": "SearchService gRPC port."})
     task_port: int = field(default=50053, metadata={"doc": "TaskService gRPC port."})
     cost_port: int = field(default=50054, metadata={"doc": "CostService gRPC port."})
-    gateway_port: int = field(default=8080, metadata={"doc": "HTTP gateway port."})
     document_address: str = field(
         default="",
         metadata={
@@ -56,7 +194,6 @@ class Settings:
     search_address: str = field(default="", metadata={"doc": "Same, for SearchService."})
     task_address: str = field(default="", metadata={"doc": "Same, for TaskService."})
     cost_address: str = field(default="", metadata={"doc": "Same, for CostService."})
-    gateway_workers: int = field(default=1, metadata={"doc": "Gateway worker processes."})
     jwks: str = field(
         default="",
         metadata={
@@ -68,6 +205,13 @@ class Settings:
     jwt_audience: str = field(default="protomesh", metadata={"doc": "Required `aud` claim."})
     jwt_leeway_seconds: int = field(
         default=30, metadata={"doc": "Clock skew tolerated on `exp`, `nbf` and `iat`."}
+    )
+    service_token: str = field(
+        default="",
+        metadata={
+            "doc": "A fixed internal service token (for deployments without the signing key); "
+            "minted from the dev key and refreshed when empty."
+        },
     )
     service_token_ttl_seconds: int = field(
         default=3600, metadata={"doc": "Lifetime of internal service-identity tokens."}
@@ -117,6 +261,13 @@ class Settings:
         default=256,
         metadata={"doc": "Calls one tenant may have in flight per replica (0 = unlimited)."},
     )
+    search_indexer: bool = field(
+        default=True,
+        metadata={
+            "doc": "Run the indexer loop in the search process (`off` on extra replicas that "
+            "only serve queries)."
+        },
+    )
     page_token_secret: str = field(
         default="",
         metadata={
@@ -125,18 +276,28 @@ class Settings:
         },
     )
 
+    gateway: GatewaySettings = section(GatewaySettings, "GATEWAY_", "The HTTP/JSON gateway.")
+    task_worker: WorkerSettings = section(WorkerSettings, "TASK_", "Task worker processes.")
+    embedder: EmbedderSettings = section(EmbedderSettings, "EMBEDDER_", "The embedding model.")
+    generator: GeneratorSettings = section(GeneratorSettings, "GENERATOR_", "Answer generation.")
+    client: ClientSettings = section(ClientSettings, "", "The `protomesh` CLI.")
+    bench: BenchSettings = section(BenchSettings, "BENCH_", "Benchmarks.")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Builds settings from the environment, then applies keyword overrides (CLI flags)."""
         env = os.environ if environ is None else environ
-        hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get(PREFIX + f.name.upper())
-            if raw is not None and raw != "":
-                values[f.name] = _parse(hints[f.name], raw, f.name)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        settings: Settings = _load(cls, env, PREFIX)
+        return dataclasses.replace(
+            settings, **{k: v for k, v in overrides.items() if v is not None}
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that rebuild these settings in a child process (every value
+        that differs from its default); `Settings.from_env(s.to_env()) == s`."""
+        return {
+            v.name: _format(value) for v in variables() if (value := v.value_of(self)) != v.default
+        }
 
     @property
     def jwks_source(self) -> str:
@@ -164,11 +325,88 @@ class Settings:
         override: str = getattr(self, f"{service}_address")
         if override:
             return override
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
-        return f"{host}:{self.port_of(service)}"
+        return f"{reachable(self.host)}:{self.port_of(service)}"
+
+    @property
+    def gateway_url(self) -> str:
+        """Where a local client reaches the gateway (not its public URL)."""
+        return f"http://{reachable(self.gateway.host or self.host)}:{self.gateway.port}"
+
+
+def reachable(host: str) -> str:
+    """The address to dial for a server bound to `host`: a bind-all address is
+    reached on the loopback one."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable of the tree."""
+
+    name: str
+    path: str  # dotted attribute path from Settings, e.g. "gateway.port"
+    kind: Any
+    default: Any
+    doc: str
+    section: str  # "" for top-level settings
+
+    @property
+    def default_text(self) -> str:
+        return _format(self.default)
+
+    @property
+    def secret(self) -> bool:
+        """Never printed: keys, tokens and DSNs (which may hold a password)."""
+        return self.name.endswith(("_KEY", "_TOKEN", "_SECRET", "DATABASE_URL"))
+
+    def value_of(self, settings: Settings) -> Any:
+        value: Any = settings
+        for attribute in self.path.split("."):
+            value = getattr(value, attribute)
+        return value
+
+    def value_text(self, settings: Settings) -> str:
+        """The value in effect in `settings`, secrets masked."""
+        value = self.value_of(settings)
+        if self.secret:
+            return "(set, hidden)" if value else ""
+        return _format(value)
+
+
+def variables() -> list[Variable]:
+    """Every variable in the tree, in declaration order."""
+    return list(_walk(Settings, PREFIX, "", ""))
+
+
+def _walk(cls: type, prefix: str, path: str, section_doc: str) -> Iterator[Variable]:
+    hints = get_type_hints(cls)
+    defaults = cls()
+    for f in fields(cls):
+        if "section" in f.metadata:
+            inner = prefix + f.metadata["section"]
+            yield from _walk(hints[f.name], inner, f"{path}{f.name}.", f.metadata["doc"])
+            continue
+        name = f.metadata.get("env") or prefix + f.name.upper()
+        default = getattr(defaults, f.name)
+        yield Variable(name, path + f.name, hints[f.name], default, f.metadata["doc"], section_doc)
+
+
+def _load(cls: type, env: Mapping[str, str], prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if "section" in f.metadata:
+            values[f.name] = _load(hints[f.name], env, prefix + f.metadata["section"])
+            continue
+        name = f.metadata.get("env") or prefix + f.name.upper()
+        raw = env.get(name)
+        if raw is not None and raw != "":
+            values[f.name] = _parse(hints[f.name], raw, name)
+    return cls(**values)
 
 
 def _parse(kind: Any, raw: str, name: str) -> Any:
+    origin = typing.get_origin(kind)
     try:
         if kind is bool:
             if raw.lower() in {"1", "true", "yes", "on"}:
@@ -177,15 +415,45 @@ def _parse(kind: Any, raw: str, name: str) -> Any:
                 return False
             raise ValueError(raw)
         if kind is Path:
-            return Path(raw)
+            return Path(raw).expanduser()
+        if origin is tuple:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if origin is dict:
+            pairs = [part.split("=", 1) for part in raw.split(",") if part.strip()]
+            if any(len(pair) != 2 for pair in pairs):
+                raise ValueError(raw)
+            return {key.strip(): value.strip() for key, value in pairs}
         return kind(raw)
-    except ValueError as exc:
-        raise ValueError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from exc
+    except ValueError:
+        expected = {tuple: "comma-separated list", dict: "list of KEY=VALUE pairs"}.get(
+            origin, getattr(kind, "__name__", str(kind))
+        )
+        raise ValueError(f"{name}={raw!r} is not a valid {expected}") from None
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
 
 
 def documented_settings() -> list[tuple[str, str, str]]:
-    """(variable, default, description) for every setting, for the README and `--help`."""
-    return [
-        (PREFIX + f.name.upper(), str(f.default), f.metadata.get("doc", ""))
-        for f in fields(Settings)
-    ]
+    """(variable, default, description) for every setting, for `protomesh config`."""
+    return [(v.name, v.default_text, v.doc) for v in variables()]
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for v in variables():
+        default = f"`{v.default_text}`" if v.default_text else "(empty)"
+        lines.append(f"| `{v.name}` | {default} | {v.doc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table())

@@ -131,7 +131,7 @@ def mint_token(
 class ServiceIdentity:
     """The token a service presents when it calls another service on its own behalf
     (e.g. the search indexer reading every tenant's change feed). Minted from the
-    signing key, or taken from `PROTOMESH_SERVICE_TOKEN`; refreshed before expiry."""
+    signing key, or the fixed `settings.service_token`; refreshed before expiry."""
 
     def __init__(self, settings: Settings, service: str) -> None:
         self.settings = settings
@@ -140,9 +140,8 @@ class ServiceIdentity:
         self._expires = 0.0
 
     def token(self) -> str:
-        static = os.environ.get("PROTOMESH_SERVICE_TOKEN", "")
-        if static:
-            return static
+        if self.settings.service_token:
+            return self.settings.service_token
         if time.time() > self._expires - 60:
             ttl = self.settings.service_token_ttl_seconds
             key = load_key(self.settings.data_dir / KEY_FILE)

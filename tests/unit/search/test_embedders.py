@@ -7,10 +7,12 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from services.platform.config import Settings
 from services.platform.minilm import MODEL_DIR, MiniLmOnnxEmbedder, ModelIntegrityError
 from services.platform.resilience import CircuitBreaker
 from services.search.embedders import (
@@ -19,7 +21,7 @@ from services.search.embedders import (
     HashingEmbedder,
     HttpEmbedderConfig,
     OpenAICompatibleEmbedder,
-    embedder_from_env,
+    embedder_from_settings,
 )
 
 
@@ -132,7 +134,11 @@ async def test_hashing_embedder_is_deterministic_and_word_based() -> None:
     assert cosine(a, c) < 0.5
 
 
-def test_embedder_from_env_choices() -> None:
+def embedder_from_env(environ: dict[str, str]) -> Any:
+    return embedder_from_settings(Settings.from_env(environ).embedder)
+
+
+def test_embedder_from_settings_choices() -> None:
     assert isinstance(embedder_from_env({"PROTOMESH_EMBEDDER": "hashing"}), HashingEmbedder)
     http = embedder_from_env(
         {

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from services.platform.config import Settings
 from services.platform.errors import Unavailable
 from services.platform.resilience import CircuitBreaker
-from services.task.generation import Prompt, Source, count_tokens, generator_from_env
+from services.task.generation import Prompt, Source, count_tokens, generator_from_settings
 from services.task.openai_compat import OpenAICompatibleGenerator
 from tests.integration.task.fake_openai import Script, fake_openai
 
@@ -71,9 +72,8 @@ async def test_client_errors_are_not_retried_and_the_breaker_opens() -> None:
 
 
 def test_the_generator_comes_from_the_environment() -> None:
-    assert generator_from_env({}).model == "extractive-v2"
-    chosen = generator_from_env(
-        {"PROTOMESH_GENERATOR_BASE_URL": "http://x/v1", "PROTOMESH_GENERATOR_MODEL": "m2"}
-    )
+    assert generator_from_settings(Settings.from_env({}).generator).model == "extractive-v2"
+    environ = {"PROTOMESH_GENERATOR_BASE_URL": "http://x/v1", "PROTOMESH_GENERATOR_MODEL": "m2"}
+    chosen = generator_from_settings(Settings.from_env(environ).generator)
     assert isinstance(chosen, OpenAICompatibleGenerator)
     assert chosen.model == "m2"
