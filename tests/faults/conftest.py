@@ -45,8 +45,9 @@ from services.search.embedders import HashingEmbedder
 from services.search.service import make_spec as search_spec
 from services.task.generation import Generator
 from services.task.openai_compat import OpenAICompatibleGenerator
+from services.task.runner import Worker
 from services.task.service import SPEC as TASK_SPEC
-from services.task.worker import Worker, WorkerConfig, build_worker, create_worker_pool
+from services.task.worker import WorkerConfig, build_worker, create_worker_pool
 from tests.conftest import Mint, bearer, running
 from tests.integration.gateway.harness import live_server
 from tests.integration.search.conftest import FAST_INDEXER, fresh_database

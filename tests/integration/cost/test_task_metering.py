@@ -12,7 +12,7 @@ import pytest
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
 from services.task.metering import Meter
-from services.task.worker import PERMANENT_CODES
+from services.task.runner import PERMANENT_CODES
 from tests.integration.cost.conftest import Metadata, MovableClock
 
 

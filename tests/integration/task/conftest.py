@@ -30,9 +30,10 @@ from services.platform.db import create_pool
 from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
 from services.task.extractive import ExtractiveGenerator, minilm_encoder
 from services.task.generation import Generator
+from services.task.runner import Worker
 from services.task.service import SPEC
 from services.task.store import TaskStore
-from services.task.worker import Worker, WorkerConfig, build_worker, create_worker_pool
+from services.task.worker import WorkerConfig, build_worker, create_worker_pool
 from services.task.workflows import Registry
 from tests.conftest import Mint, bearer, running
 

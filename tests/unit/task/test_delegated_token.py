@@ -11,7 +11,7 @@ import pytest
 from services.platform.clients import ServiceClients
 from services.platform.config import Settings
 from services.platform.identity import ServiceIdentity
-from services.task import worker
+from services.task import downstream as task_downstream
 from services.task.store import Lease
 
 
@@ -30,12 +30,12 @@ async def test_first_call_carries_a_token_even_just_after_boot(
     uptime: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = {"t": uptime}
-    monkeypatch.setattr(worker.time, "monotonic", lambda: now["t"])
+    monkeypatch.setattr(task_downstream.time, "monotonic", lambda: now["t"])
     settings = Settings(data_dir=tmp_path)
     identity = CountingIdentity(settings)
     clients = ServiceClients(settings, identity)
     try:
-        factory = worker.DownstreamFactory(clients, identity)
+        factory = task_downstream.DownstreamFactory(clients, identity)
         row: dict[str, Any] = {
             "submitter_scopes": "search:read tasks:write",
             "tenant_id": "t-1",
@@ -49,7 +49,7 @@ async def test_first_call_carries_a_token_even_just_after_boot(
         assert dict(downstream.metadata())["authorization"] == "Bearer token-1"  # cached
         assert identity.minted == [("t-1", "alice", "search:read")]
 
-        now["t"] += worker.DELEGATED_TOKEN_TTL_SECONDS  # half its life is long gone
+        now["t"] += task_downstream.DELEGATED_TOKEN_TTL_SECONDS  # half its life is long gone
         assert dict(downstream.metadata())["authorization"] == "Bearer token-2"
     finally:
         await clients.close()
