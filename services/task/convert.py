@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
-from google.rpc import status_pb2
+from google.rpc import code_pb2, status_pb2
 
 from protomesh.task.v1 import task_service_pb2 as pb
 from services.task import states
@@ -38,7 +38,9 @@ def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
 def error_status(error: Mapping[str, Any] | None) -> status_pb2.Status | None:
     if not error:
         return None
-    return status_pb2.Status(code=int(error.get("code", 2)), message=str(error.get("message", "")))
+    return status_pb2.Status(
+        code=int(error.get("code", code_pb2.UNKNOWN)), message=str(error.get("message", ""))
+    )
 
 
 def to_json(message: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
 import asyncpg
+from google.rpc import code_pb2
 
 from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
 from protomesh.document.v1 import document_service_pb2_grpc as document_grpc
@@ -40,7 +41,7 @@ class PermanentFailure(Exception):
     """An error retrying cannot fix (bad input, missing permission): FAILED at once.
     `code` is the google.rpc.Code stored with the task."""
 
-    def __init__(self, message: str, code: int = 9) -> None:
+    def __init__(self, message: str, code: int = code_pb2.FAILED_PRECONDITION) -> None:
         super().__init__(message)
         self.code = code
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 import asyncpg
+from google.rpc import code_pb2
 
 from services.platform.db import (
     Connection,
@@ -363,7 +364,10 @@ class TaskStore:
         async with self.worker(atomic=True) as conn:
             rows = await conn.fetch(q("expired_leases"), limit)
             for row in rows:
-                error = {"code": 4, "message": f"lease of worker {row['lease_owner']} expired"}
+                error = {
+                    "code": code_pb2.DEADLINE_EXCEEDED,
+                    "message": f"lease of worker {row['lease_owner']} expired",
+                }
                 if row["cancel_requested"]:
                     state, message = states.CANCELED, row["cancel_reason"] or "canceled"
                 elif row["attempts"] >= row["max_attempts"]:
