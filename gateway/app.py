@@ -64,7 +64,7 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
     )
     openapi = json.dumps(build_openapi(routes, comments, title=config.title)).encode()
     metrics = GatewayMetrics()
-    channels = Backends(addresses)
+    channels = Backends(addresses, config.dialer)
     transcoder = Transcoder(
         Router(routes),
         channels,

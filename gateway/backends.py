@@ -1,6 +1,8 @@
 """gRPC channels to the backends: one shared `grpc.aio` channel per address,
-created lazily in the serving event loop, and generic (descriptor-driven)
-multicallables for the four streaming kinds."""
+created lazily in the serving event loop by the platform's `Dialer` (round_robin
+over every address the target resolves to, health checking, the contract's
+retries), and generic (descriptor-driven) multicallables for the four streaming
+kinds."""
 
 from __future__ import annotations
 
@@ -8,19 +10,22 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2
 
 from gateway.routing import MethodInfo
+from services.platform.channels import Dialer
 
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
 class Backends:
     """Service full name → address, with the channels and stubs to call them."""
 
-    def __init__(self, addresses: Mapping[str, str]) -> None:
+    def __init__(self, addresses: Mapping[str, str], dialer: Dialer | None = None) -> None:
         self.addresses = dict(addresses)
+        self.dialer = dialer or Dialer()
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, Any] = {}
 
@@ -34,13 +39,8 @@ class Backends:
         address = self.address_of(service)
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(
-                address,
-                options=[
-                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ],
-            )
+            served = sorted(name for name, at in self.addresses.items() if at == address)
+            channel = self.dialer.open(address, [_descriptor(name) for name in served])
             self._channels[address] = channel
         return channel
 
@@ -85,6 +85,11 @@ class Backends:
         self._stubs.clear()
         for channel in channels:
             await channel.close()
+
+
+def _descriptor(service: str) -> ServiceDescriptor:
+    """A served service's descriptor (routes exist only for registered services)."""
+    return descriptor_pool.Default().FindServiceByName(service)
 
 
 def _serialize(message: Any) -> bytes:

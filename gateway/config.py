@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.platform.channels import Dialer
 from services.platform.config import GatewaySettings, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +50,7 @@ class GatewayConfig:
     title: str = _DEFAULTS.title
     jwt_issuer: str = ""
     public_url: str = ""
+    dialer: Dialer = field(default_factory=Dialer)
 
     @property
     def base_url(self) -> str:
@@ -89,4 +91,5 @@ class GatewayConfig:
             title=gateway.title,
             jwt_issuer=settings.jwt_issuer,
             public_url=gateway.public_url,
+            dialer=Dialer.from_settings(settings),
         )

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 PREFIX = "PROTOMESH_"
+REPLICA_PORT_STRIDE = 100  # replica i of a service listens on its port + 100·i
+REPLICA_METRICS_STRIDE = 10  # and serves /metrics on its metrics port + 10·i
 
 
 def setting(default: Any, doc: str, env: str = "") -> Any:
@@ -177,6 +179,31 @@ class Settings:
             "`DATABASE_URL` with user `protomesh_app` when empty."
         },
     )
+    direct_database_url: str = field(
+        default="",
+        metadata={
+            "doc": "DSN (same role) for the connections that keep session state and so cannot "
+            "share a transaction-mode pooler: each process's LISTEN connection and the task "
+            "workers' sessions; `APP_DATABASE_URL` when empty. Set it to the primary when "
+            "`APP_DATABASE_URL` points at PgBouncer (docs/scaling.md)."
+        },
+    )
+    search_read_database_url: str = field(
+        default="",
+        metadata={
+            "doc": "DSN search queries read from (a streaming replica, or a pooler in front "
+            "of replicas); `APP_DATABASE_URL` when empty. `min_sequence` waits until the "
+            "index this DSN reads has applied the sequence."
+        },
+    )
+    db_statement_cache_size: int = field(
+        default=100,
+        metadata={
+            "doc": "Prepared statements asyncpg caches per pooled connection; 0 when "
+            "`APP_DATABASE_URL` (or the search read DSN) goes through PgBouncer in transaction "
+            "mode without `max_prepared_statements` (PgBouncer < 1.21 has none)."
+        },
+    )
     db_pool_min: int = field(default=2, metadata={"doc": "Minimum connections per pool."})
     db_pool_max: int = field(default=10, metadata={"doc": "Maximum connections per pool."})
     host: str = field(default="127.0.0.1", metadata={"doc": "Address every server binds."})
@@ -194,6 +221,27 @@ class Settings:
     search_address: str = field(default="", metadata={"doc": "Same, for SearchService."})
     task_address: str = field(default="", metadata={"doc": "Same, for TaskService."})
     cost_address: str = field(default="", metadata={"doc": "Same, for CostService."})
+    replicas: int = field(
+        default=1,
+        metadata={
+            "doc": "Processes per service on this machine (`protomesh up --replicas N`): "
+            "replica i serves on its port + 100·i, and clients balance calls over all of "
+            "them (`ipv4:` targets) unless an `*_ADDRESS` says otherwise."
+        },
+    )
+    replica: int = field(
+        default=0,
+        metadata={
+            "doc": "This process's index among its service's replicas (set by the launcher)."
+        },
+    )
+    max_connection_age_seconds: float = field(
+        default=30.0,
+        metadata={
+            "doc": "Servers close each client connection after this long (GOAWAY; calls in "
+            "flight finish), so clients re-resolve and new replicas get traffic; 0 = never."
+        },
+    )
     jwks: str = field(
         default="",
         metadata={
@@ -303,29 +351,35 @@ class Settings:
     def jwks_source(self) -> str:
         return self.jwks or str(self.data_dir / "jwks.json")
 
-    def port_of(self, service: str) -> int:
+    def port_of(self, service: str, replica: int = 0) -> int:
+        """The gRPC port of `service`'s replica `replica` on this machine."""
         ports = {
             "document": self.document_port,
             "search": self.search_port,
             "task": self.task_port,
             "cost": self.cost_port,
         }
-        return ports[service]
+        return ports[service] + REPLICA_PORT_STRIDE * replica
 
-    def metrics_port_of(self, component: str) -> int:
+    def metrics_port_of(self, component: str, replica: int = 0) -> int:
         """The Prometheus port of a process (0 when disabled)."""
         if not self.metrics_port_base:
             return 0
         offsets = {"document": 0, "search": 1, "task": 2, "cost": 3, "task-worker": 4}
-        return self.metrics_port_base + offsets[component]
+        return self.metrics_port_base + offsets[component] + REPLICA_METRICS_STRIDE * replica
 
     def address_of(self, service: str) -> str:
-        """Target for clients of `service`: its override, else this host and its port.
-        A bind-all host (0.0.0.0) is reached on the loopback address."""
+        """Target for clients of `service`: its override, else this host and its port,
+        or, with several replicas, an `ipv4:` list of every replica's port. A bind-all
+        host (0.0.0.0) is reached on the loopback address."""
         override: str = getattr(self, f"{service}_address")
         if override:
             return override
-        return f"{reachable(self.host)}:{self.port_of(service)}"
+        host = reachable(self.host)
+        if self.replicas <= 1:
+            return f"{host}:{self.port_of(service)}"
+        ports = (self.port_of(service, i) for i in range(self.replicas))
+        return "ipv4:" + ",".join(f"{host}:{port}" for port in ports)
 
     @property
     def gateway_url(self) -> str:

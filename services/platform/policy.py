@@ -38,10 +38,19 @@ class MethodInfo:
     @property
     def retryable(self) -> bool:
         """Safe to retry automatically: declared idempotent or free of side effects."""
-        return self.idempotency_level in (
-            descriptor_pb2.MethodOptions.IDEMPOTENT,
-            descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS,
-        )
+        return self.idempotency_level in RETRYABLE_LEVELS
+
+
+# Idempotency levels (google/protobuf/descriptor.proto) a client may retry on its own.
+RETRYABLE_LEVELS = frozenset(
+    {descriptor_pb2.MethodOptions.IDEMPOTENT, descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS}
+)
+
+
+def retryable(method: MethodDescriptor) -> bool:
+    """Any service's method, protomesh's or not: safe to retry automatically."""
+    level = method.GetOptions().idempotency_level  # type: ignore[attr-defined]
+    return level in RETRYABLE_LEVELS
 
 
 def method_policy(method: MethodDescriptor) -> options_pb2.MethodPolicy:

@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.platform.auth import JwksSource, TokenVerifier
+from services.platform.channels import server_options
 from services.platform.clients import ServiceClients
 from services.platform.config import Settings
 from services.platform.db import APP_ROLE, Pool, create_pool, with_user
@@ -84,6 +85,12 @@ def app_dsn(settings: Settings) -> str:
     if not settings.database_url:
         raise RuntimeError("PROTOMESH_DATABASE_URL is not set (protomesh up sets it)")
     return with_user(settings.database_url, APP_ROLE)
+
+
+def direct_dsn(settings: Settings) -> str:
+    """The DSN of connections that keep session state (LISTEN, task worker sessions):
+    the database itself even when `app_dsn` is a transaction-mode pooler."""
+    return settings.direct_database_url or app_dsn(settings)
 
 
 def token_verifier(settings: Settings) -> TokenVerifier:
@@ -176,7 +183,9 @@ class ServiceServer:
     def __init__(self, spec: ServiceSpec, settings: Settings, port: int | None = None) -> None:
         self.spec = spec
         self.settings = settings
-        self.requested_port = settings.port_of(spec.name) if port is None else port
+        self.requested_port = (
+            settings.port_of(spec.name, settings.replica) if port is None else port
+        )
         self.port = 0
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
@@ -189,7 +198,10 @@ class ServiceServer:
     async def start(self) -> int:
         settings = self.settings
         self._pool = await create_pool(
-            app_dsn(settings), settings.db_pool_min, settings.db_pool_max
+            app_dsn(settings),
+            settings.db_pool_min,
+            settings.db_pool_max,
+            statement_cache_size=settings.db_statement_cache_size,
         )
         identity = ServiceIdentity(settings, self.spec.name)
         self._clients = ServiceClients(settings, identity)
@@ -203,11 +215,7 @@ class ServiceServer:
         )
         server = grpc.aio.server(
             interceptors=[chain, self._streams],
-            options=[
-                ("grpc.max_receive_message_length", settings.max_message_bytes),
-                ("grpc.max_send_message_length", settings.max_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ],
+            options=server_options(settings),
         )
         self.spec.add_to_server(self._parts.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)

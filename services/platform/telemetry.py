@@ -203,7 +203,7 @@ def current_traceparent() -> str:
 def serve_metrics(settings: Settings, component: str, port: int | None = None) -> int:
     """Starts the Prometheus endpoint of this process on `port` (default: the
     component's port from the settings); returns it (0 if disabled)."""
-    port = settings.metrics_port_of(component) if port is None else port
+    port = settings.metrics_port_of(component, settings.replica) if port is None else port
     if port:
         start_http_server(port, addr=settings.host)
         BUILD_INFO.labels(component, version()).set(1)

@@ -27,7 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from cli.launcher import free_ports, grpc_serving
 from protomesh.document.v1 import document_service_pb2 as pb
 from protomesh.document.v1 import document_service_pb2_grpc as pb_grpc
-from services.platform.clients import service_config
+from services.platform.channels import Dialer
 from tests.conftest import Mint, bearer
 from tests.faults.conftest import Process, System, child, eventually
 
@@ -288,14 +288,11 @@ async def test_a_client_of_two_instances_never_fails_while_one_shuts_down(
         document_service(system, port_a, tmp_path / "a.log") as (a, _),
         document_service(system, port_b, tmp_path / "b.log") as (b, _),
     ):
-        # round_robin over both, gRPC client-side health checking, and the retry
-        # policy ServiceClients uses (retryable methods, on UNAVAILABLE).
-        config = json.loads(service_config(pb.DESCRIPTOR.services_by_name["DocumentService"]))
-        config["loadBalancingConfig"] = [{"round_robin": {}}]
-        config["healthCheckConfig"] = {"serviceName": ""}
+        # The platform's channel: round_robin over both, client-side health checking,
+        # and the contract's retry policy (retryable methods, on UNAVAILABLE).
         target = f"ipv4:127.0.0.1:{port_a},127.0.0.1:{port_b}"
-        options = [("grpc.service_config", json.dumps(config)), ("grpc.enable_retries", 1)]
-        async with grpc.aio.insecure_channel(target, options=options) as channel:
+        descriptor = pb.DESCRIPTOR.services_by_name["DocumentService"]
+        async with Dialer.from_settings(system.settings).open(target, [descriptor]) as channel:
             stub = pb_grpc.DocumentServiceStub(channel)
             outcomes: list[str] = []
             stop = asyncio.Event()
