@@ -3,6 +3,7 @@ migrated once; dev signing keys; token minting; real gRPC servers on 127.0.0.1."
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -99,6 +100,22 @@ async def running(
     finally:
         await channel.close()
         await server.stop(grace=1.0)
+
+
+async def eventually(
+    predicate: Callable[[], Any], within: float = 10.0, every: float = 0.05, what: str = ""
+) -> None:
+    """Polls `predicate` (sync or async) until it is truthy, or fails the test."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached within {within}s: {what or predicate}")
+        await asyncio.sleep(every)
 
 
 # The whole system as real processes (tests/e2e, tests/security), started lazily once.

@@ -48,7 +48,7 @@ from services.task.openai_compat import OpenAICompatibleGenerator
 from services.task.runner import Worker
 from services.task.service import SPEC as TASK_SPEC
 from services.task.worker import WorkerConfig, build_worker, create_worker_pool
-from tests.conftest import Mint, bearer, running
+from tests.conftest import Mint, bearer, eventually, running
 from tests.integration.gateway.harness import live_server
 from tests.integration.search.conftest import FAST_INDEXER, fresh_database
 from tests.integration.task.conftest import FAST
@@ -315,22 +315,6 @@ def rpc_count(service: str, method: str, code: str) -> float:
         "protomesh_rpc_requests_total", {"service": service, "method": method, "code": code}
     )
     return value or 0.0
-
-
-async def eventually(
-    predicate: Callable[[], Any], within: float = 10.0, every: float = 0.05, what: str = ""
-) -> None:
-    """Polls `predicate` (sync or async) until it is truthy, or fails the test."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached within {within}s: {what or predicate}")
-        await asyncio.sleep(every)
 
 
 class Tenant:

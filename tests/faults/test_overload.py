@@ -100,7 +100,8 @@ async def test_calls_in_flight_beyond_the_cap_are_refused_not_queued(
         yield
 
     streams = [stub.BatchCreateDocuments(held_open(g), metadata=tenant) for g in gates]
-    await asyncio.sleep(0.3)  # the three calls are in flight on the server
+    # A client-streaming call gets its response headers once admitted: all three hold a slot.
+    await asyncio.wait_for(asyncio.gather(*(s.initial_metadata() for s in streams)), 10)
     missing = pb.GetDocumentRequest(name="documents/00000000000000000000000000000000")
 
     refused = await outcome(stub.GetDocument(missing, metadata=tenant))

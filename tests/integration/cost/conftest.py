@@ -16,9 +16,9 @@ from services.cost.service import make_spec
 from services.cost.servicer import CostOptions
 from services.platform.config import Settings
 from services.platform.server import ServiceServer
-from tests.conftest import ALL_SCOPES, Mint, bearer, running
+from tests.conftest import ALL_SCOPES, running
+from tests.integration.conftest import Metadata
 
-Metadata = tuple[tuple[str, str], ...]
 ADMIN_SCOPES = ALL_SCOPES + " cost:admin"
 
 
@@ -61,24 +61,6 @@ async def cost_server(
 @pytest.fixture(scope="session")
 def stub(cost_server: tuple[ServiceServer, grpc.aio.Channel]) -> pb_grpc.CostServiceStub:
     return pb_grpc.CostServiceStub(cost_server[1])
-
-
-@pytest.fixture
-def tenant() -> str:
-    return "t-" + uuid.uuid4().hex[:12]
-
-
-@pytest.fixture
-def as_tenant(mint: Mint) -> Callable[..., Metadata]:
-    def _as(tenant: str, user: str = "alice", scopes: str = ALL_SCOPES) -> Metadata:
-        return bearer(mint(tenant, user=user, scopes=scopes))
-
-    return _as
-
-
-@pytest.fixture
-def auth(tenant: str, as_tenant: Callable[..., Metadata]) -> Metadata:
-    return as_tenant(tenant)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from grpc_status import rpc_status
 
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
-from tests.integration.cost.conftest import Metadata, new_model
+from tests.integration.conftest import Metadata
+from tests.integration.cost.conftest import new_model
 
 M = TypeVar("M", bound=Message)
 

@@ -12,7 +12,7 @@ from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
 from services.platform.server import ServiceServer
 from tests.conftest import Mint
-from tests.integration.cost.conftest import Metadata
+from tests.integration.conftest import Metadata
 from tests.integration.cost.helpers import micro_per_token_model, tenant_budget
 
 

@@ -12,7 +12,8 @@ from google.rpc import error_details_pb2
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
 from services.cost.periods import utc_now
-from tests.integration.cost.conftest import Metadata, new_model
+from tests.integration.conftest import Metadata
+from tests.integration.cost.conftest import new_model
 from tests.integration.cost.helpers import detail, stamp
 
 

@@ -13,7 +13,8 @@ from google.rpc import error_details_pb2
 
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
-from tests.integration.cost.conftest import Metadata, MovableClock
+from tests.integration.conftest import Metadata
+from tests.integration.cost.conftest import MovableClock
 from tests.integration.cost.helpers import detail, micro_per_token_model, tenant_budget
 
 UNIT = 1000  # micros per reservation in the concurrency tests

@@ -13,7 +13,8 @@ from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
 from services.task.metering import Meter
 from services.task.runner import PERMANENT_CODES
-from tests.integration.cost.conftest import Metadata, MovableClock
+from tests.integration.conftest import Metadata
+from tests.integration.cost.conftest import MovableClock
 
 
 def meter_for(stub: pb_grpc.CostServiceStub, auth: Metadata, key: str) -> Meter:

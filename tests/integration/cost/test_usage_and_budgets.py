@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2
 
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
-from tests.integration.cost.conftest import Metadata
+from tests.integration.conftest import Metadata
 from tests.integration.cost.helpers import detail, micro_per_token_model, tenant_budget
 
 

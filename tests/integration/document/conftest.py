@@ -4,8 +4,7 @@ are quick to reach."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
@@ -16,11 +15,10 @@ from services.document.feed import WatchOptions
 from services.document.service import make_spec
 from services.platform.config import Settings
 from services.platform.server import ServiceServer
-from tests.conftest import ALL_SCOPES, Mint, bearer, running
+from tests.conftest import running
 
 HEARTBEAT_SECONDS = 0.3
 MAX_BATCH_ITEMS = 25
-Metadata = tuple[tuple[str, str], ...]
 
 
 @pytest.fixture(scope="session")
@@ -35,25 +33,6 @@ async def document_server(
 @pytest.fixture(scope="session")
 def stub(document_server: tuple[ServiceServer, grpc.aio.Channel]) -> pb_grpc.DocumentServiceStub:
     return pb_grpc.DocumentServiceStub(document_server[1])
-
-
-@pytest.fixture
-def tenant() -> str:
-    """A fresh tenant per test, so lists and feeds hold only this test's data."""
-    return "t-" + uuid.uuid4().hex[:12]
-
-
-@pytest.fixture
-def as_tenant(mint: Mint) -> Callable[..., Metadata]:
-    def _as(tenant: str, scopes: str = ALL_SCOPES) -> Metadata:
-        return bearer(mint(tenant, scopes=scopes))
-
-    return _as
-
-
-@pytest.fixture
-def auth(tenant: str, as_tenant: Callable[..., Metadata]) -> Metadata:
-    return as_tenant(tenant)
 
 
 def new_doc(content: str = "hello world", **fields: object) -> pb.Document:

@@ -4,11 +4,9 @@ hold only these tests' changes), with the hashing embedder and short intervals."
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -29,9 +27,9 @@ from services.platform.server import ServiceServer
 from services.search.embedders import Embedder, GuardedEmbedder, HashingEmbedder
 from services.search.indexer import IndexerOptions
 from services.search.service import make_spec
-from tests.conftest import ALL_SCOPES, Mint, bearer, running
+from tests.conftest import eventually, running
+from tests.integration.conftest import Metadata
 
-Metadata = tuple[tuple[str, str], ...]
 FAST_INDEXER = IndexerOptions(
     embed_batch_size=16,
     embed_idle_seconds=0.2,
@@ -138,24 +136,6 @@ async def stack(settings: Settings, search_db: str) -> AsyncIterator[Stack]:
             )
 
 
-@pytest.fixture
-def tenant() -> str:
-    return "t-" + uuid.uuid4().hex[:12]
-
-
-@pytest.fixture
-def as_tenant(mint: Mint) -> Callable[..., Metadata]:
-    def _as(tenant: str, scopes: str = ALL_SCOPES) -> Metadata:
-        return bearer(mint(tenant, scopes=scopes))
-
-    return _as
-
-
-@pytest.fixture
-def auth(tenant: str, as_tenant: Callable[..., Metadata]) -> Metadata:
-    return as_tenant(tenant)
-
-
 async def put(
     stack: Stack,
     auth: Metadata,
@@ -189,14 +169,12 @@ async def embedded(stack: Stack, tenant_auth: Metadata, within: float = 10.0) ->
     """Waits until every change so far is applied and the tenant has no chunk
     waiting for an embedding."""
     head = await latest_sequence(stack)
-    async with asyncio.timeout(within):
-        while True:
-            status = await stack.search.GetIndexStatus(
-                pb.GetIndexStatusRequest(), metadata=tenant_auth
-            )
-            if status.applied_sequence >= head and status.pending_embedding_count == 0:
-                return
-            await asyncio.sleep(0.05)
+
+    async def caught_up() -> bool:
+        status = await stack.search.GetIndexStatus(pb.GetIndexStatusRequest(), metadata=tenant_auth)
+        return status.applied_sequence >= head and status.pending_embedding_count == 0
+
+    await eventually(caught_up, within, what=f"index caught up with sequence {head}")
 
 
 async def latest_sequence(stack: Stack) -> int:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from protomesh.search.v1 import search_service_pb2 as pb
-from tests.integration.search.conftest import Metadata, Stack, embedded, names, put, search
+from tests.integration.conftest import Metadata
+from tests.integration.search.conftest import Stack, embedded, names, put, search
 
 MODES = [pb.SEARCH_MODE_HYBRID, pb.SEARCH_MODE_KEYWORD, pb.SEARCH_MODE_VECTOR]
 

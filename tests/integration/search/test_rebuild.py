@@ -15,7 +15,8 @@ import pytest
 from protomesh.search.v1 import search_service_pb2 as pb
 from services.search.chunking import CHUNKER_VERSION
 from tests.conftest import ALL_SCOPES
-from tests.integration.search.conftest import Metadata, Stack, embedded, names, put, search
+from tests.integration.conftest import Metadata
+from tests.integration.search.conftest import Stack, embedded, names, put, search
 
 KEYWORD, VECTOR = pb.SEARCH_MODE_KEYWORD, pb.SEARCH_MODE_VECTOR
 GUIDE = (

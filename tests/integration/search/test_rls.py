@@ -15,7 +15,8 @@ import pytest
 from services.platform.db import create_pool, tenant_transaction
 from services.platform.server import app_dsn
 from services.search.store import INDEXER_ROLE
-from tests.integration.search.conftest import Metadata, Stack, put
+from tests.integration.conftest import Metadata
+from tests.integration.search.conftest import Stack, put
 
 
 @pytest.fixture

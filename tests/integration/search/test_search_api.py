@@ -12,7 +12,8 @@ from google.protobuf import timestamp_pb2
 
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.search.v1 import search_service_pb2 as pb
-from tests.integration.search.conftest import Metadata, Stack, embedded, names, put, search
+from tests.integration.conftest import Metadata
+from tests.integration.search.conftest import Stack, embedded, names, put, search
 
 HYBRID, KEYWORD, VECTOR = pb.SEARCH_MODE_HYBRID, pb.SEARCH_MODE_KEYWORD, pb.SEARCH_MODE_VECTOR
 

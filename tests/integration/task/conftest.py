@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from services.task.service import SPEC
 from services.task.store import TaskStore
 from services.task.worker import WorkerConfig, build_worker, create_worker_pool
 from services.task.workflows import Registry
-from tests.conftest import Mint, bearer, running
+from tests.conftest import Mint, bearer, eventually, running
 
 # One MiniLM for the whole session (the default generator's sentence encoder).
 MINILM = minilm_encoder()
@@ -307,18 +306,26 @@ class Client:
         )
 
     async def wait(self, name: str, *states: int, within: float = 10.0) -> pb.Task:
-        deadline = time.monotonic() + within
-        while True:
-            task = await self.get(name)
-            if task.status.state in states:
-                return task
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{name} stuck in {pb.TaskState.Name(task.status.state)}: {task}"
-                )
-            await asyncio.sleep(0.05)
+        last: list[pb.Task] = []
 
-    async def watch(self, name: str, after_seq: int = 0) -> tuple[pb.Task, list[pb.TaskEvent]]:
+        async def reached() -> bool:
+            last[:] = [await self.get(name)]
+            return last[0].status.state in states
+
+        try:
+            await eventually(reached, within, what=f"{name} in {states}")
+        except AssertionError:
+            task = last[0]
+            raise AssertionError(
+                f"{name} stuck in {pb.TaskState.Name(task.status.state)}: {task}"
+            ) from None
+        return last[0]
+
+    async def watch(
+        self, name: str, after_seq: int = 0, subscribed: asyncio.Event | None = None
+    ) -> tuple[pb.Task, list[pb.TaskEvent]]:
+        """The snapshot and the events up to the terminal one; sets `subscribed` when
+        the snapshot arrives (the server subscribes to the task's events before it)."""
         snapshot = None
         events = []
         async for item in self.stub.WatchTask(
@@ -326,6 +333,8 @@ class Client:
         ):
             if item.HasField("task"):
                 snapshot = item.task
+                if subscribed is not None:
+                    subscribed.set()
             else:
                 events.append(item.event)
         assert snapshot is not None

@@ -20,8 +20,10 @@ async def test_watch_streams_snapshot_then_live_events_until_the_terminal_one(
 ) -> None:
     client: Client = client_for(_tenant())
     task = await client.create("noop", {"sleep_seconds": 0.3, "progress_steps": 5})
-    watching = asyncio.ensure_future(client.watch(task.name))
-    await asyncio.sleep(0.2)  # the stream is live before any worker runs
+    subscribed = asyncio.Event()
+    watching = asyncio.ensure_future(client.watch(task.name, subscribed=subscribed))
+    # The snapshot came: the stream is live before any worker runs.
+    await asyncio.wait_for(subscribed.wait(), 10)
     async with workers():
         snapshot, events = await asyncio.wait_for(watching, 10)
     assert snapshot.name == task.name
