@@ -28,7 +28,7 @@ from services.cost.tiers import DEFAULT_TIERS, Tier
 from services.cost.worker import Sweeper
 from services.platform.db import create_pool
 from services.platform.pagination import PageTokens, page_token_secret
-from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
+from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn, direct_dsn
 
 
 async def load_price_book(store: CostStore) -> None:
@@ -53,13 +53,17 @@ def make_spec(
     async def build(runtime: Runtime) -> ServiceParts:
         settings = runtime.settings
         hot_pool = await create_pool(
-            app_dsn(settings), settings.db_pool_min, settings.db_pool_max, reset=keep_session
+            app_dsn(settings),
+            settings.db_pool_min,
+            settings.db_pool_max,
+            reset=keep_session,
+            statement_cache_size=settings.db_statement_cache_size,
         )
         store = CostStore(runtime.pool, hot_pool)
         await load_price_book(store)
         prices = CachedPriceBook(store.load_prices)
         await prices.reload()
-        hub = spend_hub(app_dsn(runtime.settings))
+        hub = spend_hub(direct_dsn(settings))
         limiter = TierRateLimiter(store.all_tiers, tiers, ttl_seconds=tier_ttl_seconds)
         sweeper = Sweeper(store, clock, interval_seconds=sweep_interval_seconds)
         servicer = CostServicer(

@@ -8,7 +8,7 @@ from services.document.feed import WatchOptions, change_hub
 from services.document.servicer import DocumentServicer
 from services.document.store import DocumentStore
 from services.platform.pagination import PageTokens, page_token_secret
-from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
+from services.platform.server import Runtime, ServiceParts, ServiceSpec, direct_dsn
 
 
 def make_spec(
@@ -18,7 +18,7 @@ def make_spec(
     options = watch_options or WatchOptions()
 
     async def build(runtime: Runtime) -> ServiceParts:
-        hub = change_hub(app_dsn(runtime.settings))
+        hub = change_hub(direct_dsn(runtime.settings))
         servicer = DocumentServicer(
             DocumentStore(runtime.pool),
             hub,

@@ -1,13 +1,19 @@
-"""Read-your-writes: how far the index has applied the change feed, and waiting
-for it to pass a sequence.
+"""Read-your-writes: how far the index the searches read has applied the change
+feed, and waiting for it to pass a sequence.
 
-One dedicated connection per process LISTENs on `search_applied`
+One dedicated connection per process LISTENs on `search_applied` on the primary
 (`services.platform.notify.Listener`; the indexer NOTIFYs in each apply
 transaction, so the wake-up arrives after the commit; every reconnect re-reads
 the checkpoint).
 Wake-ups carry the sequence but waiting never depends on them: a waiter also
 re-reads the checkpoint every `poll_seconds`, so a lost notification costs
 latency, not correctness (and another replica's indexer is seen the same way).
+
+When searches read a streaming replica (`store.reads_replica`), a notification
+only says that the primary has applied a sequence: the value advances from what
+the replica's own checkpoint row shows, re-read every `replay_poll_seconds`
+while the replica replays an announced sequence. (A standby cannot LISTEN and
+never delivers NOTIFY; the listener stays on the primary.)
 """
 
 from __future__ import annotations
@@ -21,10 +27,18 @@ from services.search.store import APPLIED_CHANNEL, SearchStore
 
 
 class AppliedSequence:
-    def __init__(self, store: SearchStore, dsn: str, poll_seconds: float = 0.25) -> None:
+    def __init__(
+        self,
+        store: SearchStore,
+        dsn: str,
+        poll_seconds: float = 0.25,
+        replay_poll_seconds: float = 0.01,
+    ) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
-        self.value = 0
+        self.replay_poll_seconds = replay_poll_seconds
+        self.value = 0  # applied, as the searches' reads see it
+        self.announced = 0  # applied on the primary, as its notifications said
         self._changed = asyncio.Event()
         self.listener = Listener(dsn, "protomesh-search-applied")
         self.listener.on(APPLIED_CHANNEL, self._on_notify)
@@ -37,10 +51,15 @@ class AppliedSequence:
 
     def _on_notify(self, payload: str) -> None:
         with suppress(ValueError):
-            self._advance(int(payload))
+            sequence = int(payload)
+            self.announced = max(self.announced, sequence)
+            if self.store.reads_replica:
+                self._changed.set()  # look at the replica now
+            else:
+                self._advance(sequence)
 
     async def refresh(self) -> int:
-        self._advance((await self.store.checkpoint()).applied_sequence)
+        self._advance(await self.store.applied_sequence())
         return self.value
 
     async def run(self) -> None:
@@ -59,7 +78,9 @@ class AppliedSequence:
             remaining = end - time.monotonic()
             if remaining <= 0:
                 return False
+            # Announced by the primary but not yet replayed here: look again soon.
+            step = self.replay_poll_seconds if self.announced >= sequence else self.poll_seconds
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, self.poll_seconds))
+                await asyncio.wait_for(self._changed.wait(), min(remaining, step))
             if self.value >= sequence:
                 return True

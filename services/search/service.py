@@ -1,9 +1,11 @@
 """How to serve SearchService: its descriptor, servicer registration and factory.
 
-The process runs the servicer plus three background loops: the indexer's feed
-loop and embedding pass (unless `PROTOMESH_SEARCH_INDEXER=off`, e.g. on extra
-read replicas) and the listener that tracks the applied sequence for
-read-your-writes.
+The process runs the servicer plus background loops: the indexer's feed loop,
+embedding pass and rebuilds (unless `PROTOMESH_SEARCH_INDEXER=off`, e.g. on extra
+query replicas) and the listener that tracks the applied sequence for
+read-your-writes. Searches read through a pool of their own when
+`PROTOMESH_SEARCH_READ_DATABASE_URL` is set (a streaming replica); everything
+else uses the primary.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Any
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.search.v1 import search_service_pb2, search_service_pb2_grpc
+from services.platform.db import Pool, create_pool
 from services.platform.pagination import PageTokens, page_token_secret
-from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
+from services.platform.server import Runtime, ServiceParts, ServiceSpec, direct_dsn
 from services.search.embedders import (
     INDEX_DIMENSIONS,
     Embedder,
@@ -96,8 +99,17 @@ def make_spec(
                 f"holds {INDEX_DIMENSIONS}-d ones (PROTOMESH_EMBEDDER_DIMENSIONS)"
             )
         embedder = guarded(inner)
-        store = SearchStore(runtime.pool, tuning)
-        applied = AppliedSequence(store, app_dsn(runtime.settings))
+        settings = runtime.settings
+        read_pool: Pool | None = None
+        if settings.search_read_database_url:
+            read_pool = await create_pool(
+                settings.search_read_database_url,
+                settings.db_pool_min,
+                settings.db_pool_max,
+                statement_cache_size=settings.db_statement_cache_size,
+            )
+        store = SearchStore(runtime.pool, tuning, read_pool)
+        applied = AppliedSequence(store, direct_dsn(settings))
         indexing = runtime.settings.search_indexer if run_indexer is None else run_indexer
         indexer = (
             Indexer(
@@ -121,7 +133,11 @@ def make_spec(
         background: list[Callable[[], Coroutine[Any, Any, None]]] = [applied.run]
         if indexer is not None:
             background += [indexer.run_feed, indexer.run_embeddings, indexer.run_rebuilds]
-        return ServiceParts(servicer=servicer, background=background)
+        return ServiceParts(
+            servicer=servicer,
+            background=background,
+            close=read_pool.close if read_pool is not None else None,
+        )
 
     return ServiceSpec(
         name="search",

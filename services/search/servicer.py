@@ -40,7 +40,7 @@ from services.search.ranking import (
     score_fusion,
     single_leg,
 )
-from services.search.store import Filters, SearchStore
+from services.search.store import ANY_FRESHNESS, Filters, Freshness, IndexBehind, SearchStore
 
 DEFAULT_PAGE_SIZE = 10
 
@@ -219,9 +219,17 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     # -- search --------------------------------------------------------------------
 
     async def _search(self, request: pb.SearchRequest) -> Outcome:
+        started = time.monotonic()
+        fresh = await self._wait_for(request.min_sequence) if request.min_sequence else None
+        try:
+            return await self._search_fresh(request, fresh or ANY_FRESHNESS)
+        except IndexBehind as behind:
+            raise _index_behind(
+                request.min_sequence, behind.applied_sequence, time.monotonic() - started
+            ) from None
+
+    async def _search_fresh(self, request: pb.SearchRequest, fresh: Freshness) -> Outcome:
         tenant = principal().tenant_id
-        if request.min_sequence:
-            await self._wait_for(request.min_sequence)
         binding = binding_of(request)
         offset = 0
         if request.page_token:
@@ -236,7 +244,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         # vector leg runs (each on a connection of its own).
         keyword_leg = (
             asyncio.ensure_future(
-                self.store.keyword_leg(tenant, request.query, depth.keyword, filters)
+                self.store.keyword_leg(tenant, request.query, depth.keyword, filters, fresh)
             )
             if mode != pb.SEARCH_MODE_VECTOR
             else None
@@ -247,14 +255,18 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                 query_vector, degraded_reason = await self._query_vector(request.query)
             vector: list[LegHit[int]] = []
             if query_vector is not None:
-                vector = await self.store.vector_leg(tenant, query_vector, depth.vector, filters)
+                vector = await self.store.vector_leg(
+                    tenant, query_vector, depth.vector, filters, fresh
+                )
             if keyword_leg is not None:
                 keyword = await keyword_leg
             else:  # VECTOR mode: keyword only when the vector leg cannot answer
                 if query_vector is not None and not vector:
                     degraded_reason = "no chunk matching the filter has an embedding yet"
                 keyword = (
-                    await self.store.keyword_leg(tenant, request.query, depth.keyword, filters)
+                    await self.store.keyword_leg(
+                        tenant, request.query, depth.keyword, filters, fresh
+                    )
                     if degraded_reason
                     else []
                 )
@@ -278,7 +290,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             fused = single_leg(keyword, "keyword")
 
         page = fused[offset : offset + page_size]
-        results = await self._results(tenant, page, request.query)
+        results = await self._results(tenant, page, request.query, fresh)
         next_token = ""
         if offset + page_size < len(fused):
             next_token = self.page_tokens.encode(tenant, binding, {"o": offset + page_size})
@@ -291,12 +303,14 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             mode=ran,
         )
 
-    async def _wait_for(self, sequence: int) -> None:
+    async def _wait_for(self, sequence: int) -> Freshness:
+        """Waits until the index the searches read has applied `sequence`; the reads
+        then check it again on their own connections until the same deadline."""
         remaining = current_call().time_remaining()
         budget = 10.0 if remaining is None else max(remaining - SEARCH_MARGIN_SECONDS, 0.0)
         started = time.monotonic()
         if await self.applied.wait_for(sequence, budget):
-            return
+            return Freshness(sequence, started + budget)
         applied = self.applied.value
         waited = time.monotonic() - started
         if self.indexer is not None and not self.indexer.connected.is_set():
@@ -307,12 +321,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                 reason="INDEX_NOT_CONNECTED",
                 metadata={"applied_sequence": str(applied), "min_sequence": str(sequence)},
             )
-        raise DeadlineExceeded(
-            f"the search index reached sequence {applied} but not min_sequence {sequence} "
-            f"within the deadline (waited {waited:.2f}s); retry with a longer deadline",
-            reason="INDEX_BEHIND",
-            metadata={"applied_sequence": str(applied), "min_sequence": str(sequence)},
-        )
+        raise _index_behind(sequence, applied, waited)
 
     async def _query_vector(self, query: str) -> tuple[Vector | None, str]:
         """(vector, '') or (None, why the vector leg cannot run)."""
@@ -330,11 +339,11 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         return vector, ""
 
     async def _results(
-        self, tenant: str, page: Sequence[Fused[int]], query: str
+        self, tenant: str, page: Sequence[Fused[int]], query: str, fresh: Freshness
     ) -> list[pb.SearchResult]:
         if not page:
             return []
-        rows = await self.store.page_rows(tenant, [f.key for f in page], query)
+        rows = await self.store.page_rows(tenant, [f.key for f in page], query, fresh)
         results = []
         for fused in page:
             row = rows.get(fused.key)
@@ -359,6 +368,15 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                 )
             )
         return results
+
+
+def _index_behind(sequence: int, applied: int, waited: float) -> DeadlineExceeded:
+    return DeadlineExceeded(
+        f"the search index reached sequence {applied} but not min_sequence {sequence} "
+        f"within the deadline (waited {waited:.2f}s); retry with a longer deadline",
+        reason="INDEX_BEHIND",
+        metadata={"applied_sequence": str(applied), "min_sequence": str(sequence)},
+    )
 
 
 def _mode_label(mode: int) -> str:

@@ -1,13 +1,18 @@
 """Persistence of SearchService: the named queries in `sql/queries.sql`.
 
-Search reads run in tenant transactions (row-level security); the indexer's
-writes run as the `protomesh_search_indexer` role (its own policy), each applied change
-together with the checkpoint in one transaction.
+Search reads run in tenant transactions (row-level security), on `read_pool`
+when one is given (a streaming replica: PROTOMESH_SEARCH_READ_DATABASE_URL);
+the indexer's writes run on the primary as the `protomesh_search_indexer` role
+(its own policy), each applied change together with the checkpoint in one
+transaction, which replication carries to replicas as one unit too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +36,9 @@ HEADLINE_OPTIONS = (
 Q = named_queries(Path(__file__).resolve().parent / "sql" / "queries.sql")
 # The role whose RLS policy admits every tenant's chunks (migration 0002).
 INDEXER_ROLE = "protomesh_search_indexer"
+# How often a read transaction on a replica re-reads the checkpoint while that
+# replica replays the WAL up to a search's min_sequence (replay lag is ms).
+REPLAY_POLL_SECONDS = 0.01
 
 
 def as_vector(vector: Sequence[float]) -> Vector:
@@ -68,6 +76,27 @@ class VectorTuning:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """What a search's reads must see: the index at `min_sequence` or later (0: any),
+    waited for until `deadline` (time.monotonic())."""
+
+    min_sequence: int = 0
+    deadline: float = math.inf
+
+
+ANY_FRESHNESS = Freshness()
+
+
+class IndexBehind(Exception):
+    """The replica a read transaction landed on had not applied `min_sequence` by the
+    deadline."""
+
+    def __init__(self, applied_sequence: int) -> None:
+        super().__init__(f"the replica has applied sequence {applied_sequence}")
+        self.applied_sequence = applied_sequence
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     applied_sequence: int
     head_sequence: int
@@ -99,27 +128,67 @@ class DueChunk:
     content_hash: str
 
 
+async def _replayed(conn: Connection, fresh: Freshness) -> None:
+    """Waits until the server of `conn` has applied `fresh.min_sequence`."""
+    while True:
+        applied: int = await conn.fetchval(Q["applied_sequence"])
+        if applied >= fresh.min_sequence:
+            return
+        if time.monotonic() >= fresh.deadline:
+            raise IndexBehind(applied)
+        await asyncio.sleep(REPLAY_POLL_SECONDS)
+
+
 class SearchStore:
-    def __init__(self, pool: Pool, tuning: VectorTuning | None = None) -> None:
+    """`pool` is the primary (indexer, checkpoint, status, reindex requests);
+    `read_pool` (default: `pool`) serves the search legs and result rows."""
+
+    def __init__(
+        self, pool: Pool, tuning: VectorTuning | None = None, read_pool: Pool | None = None
+    ) -> None:
         self.pool = pool
         self.tuning = tuning or VectorTuning()
+        self.read_pool = read_pool or pool
+        self.reads_replica = self.read_pool is not pool
 
-    # -- search (tenant transactions) -------------------------------------------
+    # -- search (tenant transactions on the read pool) ----------------------------
+
+    @contextlib.asynccontextmanager
+    async def _reading(self, tenant: str, fresh: Freshness) -> AsyncIterator[Connection]:
+        """A tenant transaction on the read pool that sees `fresh.min_sequence`. On
+        replicas each connection checks its own server: a read DSN may balance over
+        several replicas, and the one the process-wide wait read may be ahead of the
+        one this transaction landed on. (The primary never goes back, so there the
+        process-wide wait suffices.)"""
+        async with tenant_transaction(self.read_pool, tenant) as conn:
+            if fresh.min_sequence and self.reads_replica:
+                await _replayed(conn, fresh)
+            yield conn
 
     async def keyword_leg(
-        self, tenant: str, query: str, limit: int, filters: Filters
+        self,
+        tenant: str,
+        query: str,
+        limit: int,
+        filters: Filters,
+        fresh: Freshness = ANY_FRESHNESS,
     ) -> list[LegHit[int]]:
         """The full-text leg, best first, at most `limit` (a transaction of its own, so
         it can run beside the query's embedding and the vector leg)."""
-        async with tenant_transaction(self.pool, tenant) as conn:
+        async with self._reading(tenant, fresh) as conn:
             rows = await conn.fetch(Q["keyword_candidates"], query, limit, *filters.params())
         return [LegHit(r["id"], float(r["score"])) for r in rows]
 
     async def vector_leg(
-        self, tenant: str, vector: Sequence[float], limit: int, filters: Filters
+        self,
+        tenant: str,
+        vector: Sequence[float],
+        limit: int,
+        filters: Filters,
+        fresh: Freshness = ANY_FRESHNESS,
     ) -> list[LegHit[int]]:
         """The vector leg, best first, at most `limit`."""
-        async with tenant_transaction(self.pool, tenant) as conn:
+        async with self._reading(tenant, fresh) as conn:
             return await self._vector_leg(conn, vector, limit, filters.params())
 
     async def _vector_leg(
@@ -140,8 +209,10 @@ class SearchStore:
                 rows = await conn.fetch(Q["vector_exact"], query_vector, limit, *params)
         return [LegHit(r["id"], float(r["score"])) for r in rows]
 
-    async def page_rows(self, tenant: str, ids: Sequence[int], query: str) -> dict[int, Any]:
-        async with tenant_transaction(self.pool, tenant) as conn:
+    async def page_rows(
+        self, tenant: str, ids: Sequence[int], query: str, fresh: Freshness = ANY_FRESHNESS
+    ) -> dict[int, Any]:
+        async with self._reading(tenant, fresh) as conn:
             rows = await conn.fetch(Q["page_rows"], list(ids), query, HEADLINE_OPTIONS)
         return {row["id"]: row for row in rows}
 
@@ -158,7 +229,13 @@ class SearchStore:
             chunks: int = await conn.fetchval(Q["reindex_tenant"], chunker_version)
         return documents, chunks
 
+    async def applied_sequence(self) -> int:
+        """How far the index the searches read (the read pool's) has applied the feed."""
+        sequence: int = await self.read_pool.fetchval(Q["applied_sequence"])
+        return sequence
+
     async def checkpoint(self) -> Checkpoint:
+        """The indexer's checkpoint, on the primary."""
         row = await self.pool.fetchrow(Q["read_checkpoint"])
         assert row is not None
         return Checkpoint(row["applied_sequence"], row["head_sequence"], row["last_applied_time"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from protomesh.task.v1 import task_service_pb2, task_service_pb2_grpc
 from services.platform.pagination import PageTokens, page_token_secret
-from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
+from services.platform.server import Runtime, ServiceParts, ServiceSpec, direct_dsn
 from services.task.hub import event_hub
 from services.task.servicer import TaskServicer
 from services.task.store import TaskStore
@@ -21,7 +21,7 @@ def make_spec(registry: Registry | None = None) -> ServiceSpec:
     by default), built like every other service's spec."""
 
     async def build(runtime: Runtime) -> ServiceParts:
-        hub = event_hub(app_dsn(runtime.settings))
+        hub = event_hub(direct_dsn(runtime.settings))
         servicer = TaskServicer(
             TaskStore(runtime.pool),
             registry or default_registry(),

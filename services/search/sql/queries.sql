@@ -140,6 +140,11 @@ SELECT n FROM outdated;
 -- name: read_checkpoint
 SELECT applied_sequence, head_sequence, last_applied_time FROM search.checkpoint;
 
+-- name: applied_sequence
+-- How far the index that this connection reads has applied the change feed (on
+-- a streaming replica: as far as the replica has replayed the primary's WAL).
+SELECT applied_sequence FROM search.checkpoint;
+
 -- name: lock_checkpoint
 -- First statement of every apply transaction: serialises indexers (a second
 -- replica waits here, then sees the advanced sequence and skips the change).
