@@ -8,16 +8,23 @@ object must validate against the Kubernetes schemas strictly (unknown fields
 rejected); the CloudNativePG `Cluster`, a custom resource, gets a structural
 check of the fields we use. Then the pieces must fit: selectors, ports, probes,
 references to ConfigMaps and Secrets, autoscalers, the migrate-first init
-container, and every PROTOMESH_* variable is one the code reads."""
+container, and every PROTOMESH_* variable is one the code reads. Last, the
+connection budget: what every process opens (pools, LISTEN connections, worker
+sessions), times the autoscalers' maxima, must fit in PgBouncer's and
+PostgreSQL's limits (docs/scaling.md)."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
+import math
 import re
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -25,6 +32,7 @@ import yaml
 
 from gateway.config import PROTOMESH_SERVICES
 from services.platform.config import Settings, documented_settings
+from services.platform.server import app_dsn, direct_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"
@@ -36,6 +44,14 @@ KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "labels", "resources", 
 SCHEMA_LABEL = "protomesh.io/schema=required"
 # Keys of the Secret CloudNativePG writes for the application owner, `<cluster>-app`.
 CNPG_APP_SECRET_KEYS = {"username", "password", "host", "port", "dbname", "uri", "jdbc-uri"}
+# PgBouncer settings a Pooler sets (CloudNativePG accepts these, among others).
+PGBOUNCER_PARAMETERS = {
+    "max_client_conn",
+    "default_pool_size",
+    "reserve_pool_size",
+    "reserve_pool_timeout",
+    "max_prepared_statements",
+}
 Doc = dict[str, Any]
 
 
@@ -249,13 +265,53 @@ def test_the_postgres_cluster_is_what_the_services_need(rendered: Rendered) -> N
     attributes = re.search(r"CREATE ROLE protomesh_app ([A-Z ]+);", bootstrap)
     assert attributes is not None
     assert " ".join(role_sql.split()).startswith(f"CREATE ROLE protomesh_app {attributes[1]}")
-    app_dsn = rendered.of("Secret")["protomesh-services"]["stringData"][
-        "PROTOMESH_APP_DATABASE_URL"
-    ]
-    db = initdb["database"]
-    assert re.fullmatch(
-        rf"postgresql://protomesh_app:[^@]+@{cluster['metadata']['name']}-rw:5432/{db}", app_dsn
-    )
+    # Requests through the read-write Pooler, sessions direct to the primary, search
+    # reads through the read-only Pooler (or, without replicas, like requests).
+    dsns = rendered.of("Secret")["protomesh-services"]["stringData"]
+    db, name = initdb["database"], cluster["metadata"]["name"]
+    poolers = {p["spec"]["type"]: n for n, p in rendered.of("Pooler").items()}
+    expected = {
+        "PROTOMESH_APP_DATABASE_URL": poolers["rw"],
+        "PROTOMESH_DIRECT_DATABASE_URL": f"{name}-rw",
+        "PROTOMESH_SEARCH_READ_DATABASE_URL": poolers["ro"],
+    }
+    for variable, host in expected.items():
+        if variable == "PROTOMESH_SEARCH_READ_DATABASE_URL" and spec["instances"] == 1:
+            assert dsns[variable] == "", "no replica to read from"
+            continue
+        assert re.fullmatch(rf"postgresql://protomesh_app:[^@]+@{host}:5432/{db}", dsns[variable])
+
+
+def test_the_poolers_are_pgbouncer_in_transaction_mode(rendered: Rendered) -> None:
+    (cluster,) = rendered.of("Cluster")
+    poolers = rendered.of("Pooler")
+    assert sorted(p["spec"]["type"] for p in poolers.values()) == ["ro", "rw"]
+    for name, pooler in poolers.items():
+        assert pooler["apiVersion"] == "postgresql.cnpg.io/v1"
+        spec = pooler["spec"]
+        assert set(spec) == {"cluster", "instances", "type", "pgbouncer", "template"}, name
+        assert spec["cluster"] == {"name": cluster}
+        assert isinstance(spec["instances"], int)
+        assert spec["instances"] >= 0
+        assert name == f"{cluster}-pooler-{spec['type']}"
+        assert set(spec["pgbouncer"]) == {"poolMode", "parameters"}
+        assert spec["pgbouncer"]["poolMode"] == "transaction"
+        parameters = spec["pgbouncer"]["parameters"]
+        assert set(parameters) <= PGBOUNCER_PARAMETERS, name
+        assert all(isinstance(v, str) and v.isdigit() for v in parameters.values()), name
+        (container,) = spec["template"]["spec"]["containers"]
+        assert container["name"] == "pgbouncer"
+        version = re.fullmatch(
+            r"ghcr\.io/cloudnative-pg/pgbouncer:(\d+)\.(\d+)\.\d+", container["image"]
+        )
+        assert version, container["image"]
+        if int(parameters.get("max_prepared_statements", "0")):
+            assert (int(version[1]), int(version[2])) >= (1, 21), "max_prepared_statements"
+        # The template is a pod template, so it validates like one.
+        template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": name}}
+        kubernetes_validate.validate(
+            {**template, "template": spec["template"]}, KUBERNETES_VERSIONS[0], strict=True
+        )
 
 
 # --- the pieces fit -----------------------------------------------------------------
@@ -474,3 +530,211 @@ def test_the_image_installs_the_locked_project_as_a_non_root_user() -> None:
     for source in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE):
         for path in source.split():
             assert (ROOT / path).exists(), f"Dockerfile copies a missing {path}"
+
+
+# --- the connection budget ----------------------------------------------------------
+
+# Connections PostgreSQL keeps from the application: superuser_reserved_connections
+# (its default when the Cluster leaves it out) and a margin for the operator's
+# instance manager, its metrics exporter and an operator's psql sessions.
+SUPERUSER_RESERVED_DEFAULT = 3
+OPERATIONS_HEADROOM = 10
+# PgBouncer's defaults for what a Pooler leaves out.
+PGBOUNCER_DEFAULTS = {"default_pool_size": 20, "reserve_pool_size": 0, "max_client_conn": 100}
+# Besides its pool for the application role, each PgBouncer holds one server
+# connection for its auth_query user (CloudNativePG's cnpg_pooler_pgbouncer).
+POOLER_AUTH_CONNECTIONS = 1
+# What each worker process opens: services/task/worker.py create_worker_pool.
+WORKER_MIN_POOL, WORKER_POOL_EXTRA = 4, 2
+
+
+def process_connections(command: list[str], settings: Settings) -> Counter[str]:
+    """The most PostgreSQL connections one process opens, by DSN: every pool at its
+    maximum plus the process's LISTEN connection (read from the code; the counts are
+    measured in tests/integration/scale/test_connection_budget.py)."""
+    if command == ["protomesh", "migrate"]:
+        return Counter({settings.database_url: 1})  # one owner session, advisory-locked
+    module = command[2] if command[:2] == ["python", "-m"] else ""
+    if module in ("gateway", ""):
+        return Counter()  # the gateway holds no database credentials
+    app, listen = app_dsn(settings), direct_dsn(settings)
+    size = settings.db_pool_max
+    if module == "services.task.worker":
+        count = int(command[command.index("--count") + 1]) if "--count" in command else 0
+        count = count or settings.task_worker.count
+        # The worker's sessions (`app.worker = on`) and its wake-up listener both use
+        # the app DSN: worker pods point it at the primary.
+        return Counter({app: max(WORKER_MIN_POOL, count + WORKER_POOL_EXTRA)}) + Counter({app: 1})
+    pools = {
+        "services.document": Counter({app: size}),
+        "services.task": Counter({app: size}),
+        # The request pool and the hot-path pool (services/cost/service.py).
+        "services.cost": Counter({app: 2 * size}),
+        "services.search": Counter({app: size})
+        + Counter(
+            {settings.search_read_database_url: size if settings.search_read_database_url else 0}
+        ),
+    }[module]
+    return pools + Counter({listen: 1})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a DSN leads: the primary or the replicas directly, or a Pooler."""
+
+    kind: str  # "primary", "replica" or "pooler"
+    name: str
+
+
+def target_of(rendered: Rendered, dsn: str) -> Target:
+    (cluster,) = rendered.of("Cluster")
+    host = urlsplit(dsn).hostname or ""
+    if dsn == OWNER_DSN or host == f"{cluster}-rw":
+        return Target("primary", f"{cluster}-rw")
+    if host in (f"{cluster}-ro", f"{cluster}-r"):
+        return Target("replica", host)
+    assert host in rendered.of("Pooler"), f"{rendered.name}: a DSN to {host!r}, not a database"
+    return Target("pooler", host)
+
+
+# The owner DSN CloudNativePG generates (protomesh-db-app's `uri`): the primary.
+OWNER_DSN = "postgresql://protomesh:owner@cluster-generated-rw:5432/protomesh"
+
+
+def container_settings(rendered: Rendered, container: Doc) -> Settings:
+    """The settings a container's process reads: its ConfigMaps and Secrets, then `env`."""
+    secrets = {name: s.get("stringData", {}) for name, s in rendered.of("Secret").items()}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(rendered.of("ConfigMap")[source["configMapRef"]["name"]]["data"])
+        else:
+            env.update(secrets[source["secretRef"]["name"]])
+    for variable in container.get("env", []):
+        ref = variable.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            env[variable["name"]] = variable["value"]
+        elif ref["name"] in secrets:
+            env[variable["name"]] = secrets[ref["name"]][ref["key"]]
+        else:  # generated by CloudNativePG: the owner's DSN
+            env[variable["name"]] = OWNER_DSN
+    return Settings.from_env(env)
+
+
+def most_pods(rendered: Rendered, workload: Doc) -> int:
+    """Pods of a workload at its autoscaler's maximum, plus a rollout's surge."""
+    if workload["kind"] == "Job":
+        return int(workload["spec"].get("parallelism", 1))
+    name = workload["metadata"]["name"]
+    scalers = [
+        h
+        for h in rendered.of("HorizontalPodAutoscaler").values()
+        if h["spec"]["scaleTargetRef"]["name"] == name
+    ]
+    pods = scalers[0]["spec"]["maxReplicas"] if scalers else workload["spec"].get("replicas", 1)
+    strategy = workload["spec"].get("strategy", {"type": "RollingUpdate"})
+    if strategy["type"] == "Recreate":
+        return int(pods)
+    surge = strategy.get("rollingUpdate", {}).get("maxSurge", "25%")
+    if isinstance(surge, str):  # a percentage of the pods, rounded up
+        surge = math.ceil(pods * int(surge.rstrip("%")) / 100)
+    return int(pods + surge)
+
+
+@dataclass
+class Budget:
+    clients: Counter[Target]  # connections the pods open, by where they lead
+    server: Counter[str]  # PostgreSQL connections: "primary", "replica" (each)
+    limits: dict[str, int]  # what PostgreSQL admits from the application
+    pooler_clients: dict[str, tuple[int, int]]  # Pooler → (clients, max_client_conn)
+    problems: list[str]
+
+
+def connection_budget(rendered: Rendered) -> Budget:
+    (cluster,) = rendered.of("Cluster").values()
+    clients: Counter[Target] = Counter()
+    problems: list[str] = []
+    poolers = rendered.of("Pooler")
+    for workload in rendered.workloads():
+        pods = most_pods(rendered, workload)
+        for container in containers(workload):
+            settings = container_settings(rendered, container)
+            for dsn, connections in process_connections(command_of(container), settings).items():
+                target = target_of(rendered, dsn)
+                clients[target] += pods * connections
+                prepared = target.kind == "pooler" and int(
+                    poolers[target.name]["spec"]["pgbouncer"]["parameters"].get(
+                        "max_prepared_statements", "0"
+                    )
+                )
+                if target.kind == "pooler" and not prepared and settings.db_statement_cache_size:
+                    problems.append(
+                        f"{workload['metadata']['name']}: asyncpg's statement cache through "
+                        f"{target.name}, which keeps no prepared statements"
+                    )
+    server: Counter[str] = Counter()
+    pooler_clients: dict[str, tuple[int, int]] = {}
+    for target, connections in clients.items():
+        if target.kind != "pooler":
+            server[target.kind] += connections
+    for name, pooler in poolers.items():
+        spec = pooler["spec"]
+        parameters = {**PGBOUNCER_DEFAULTS, **spec["pgbouncer"]["parameters"]}
+        per_instance = (
+            int(parameters["default_pool_size"])
+            + int(parameters["reserve_pool_size"])
+            + POOLER_AUTH_CONNECTIONS
+        )
+        server["primary" if spec["type"] == "rw" else "replica"] += spec["instances"] * per_instance
+        routed = clients[Target("pooler", name)]
+        # The Pooler's Service spreads connections, not load: all may reach one instance.
+        pooler_clients[name] = (routed, int(parameters["max_client_conn"]))
+        if routed and not spec["instances"]:
+            problems.append(f"{name} runs no instance but {routed} connections go through it")
+    if cluster["spec"]["instances"] == 1 and server["replica"]:
+        problems.append("connections to replicas, but the cluster has none")
+    parameters = cluster["spec"]["postgresql"]["parameters"]
+    reserved = int(parameters.get("superuser_reserved_connections", SUPERUSER_RESERVED_DEFAULT))
+    reserved += int(parameters.get("reserved_connections", 0))
+    available = int(parameters["max_connections"]) - reserved - OPERATIONS_HEADROOM
+    limits = {"primary": available, "replica": available}
+    for role, used in server.items():
+        if used > limits[role]:
+            problems.append(
+                f"{used} connections to the {role} at the maxima, {limits[role]} admitted"
+            )
+    for name, (routed, limit) in pooler_clients.items():
+        if routed > limit:
+            problems.append(f"{routed} clients of {name}, max_client_conn {limit}")
+    return Budget(clients, server, limits, pooler_clients, problems)
+
+
+def test_the_connection_budget_holds_at_the_autoscalers_maxima(rendered: Rendered) -> None:
+    budget = connection_budget(rendered)
+    assert not budget.problems, f"{rendered.name}: {budget.problems}"
+    assert budget.server["primary"] > 0
+
+
+def test_the_budget_catches_maxima_raised_past_it() -> None:
+    rendered = Rendered("production", render(DEPLOY / "overlays/production"))
+    rendered.of("HorizontalPodAutoscaler")["task-worker"]["spec"]["maxReplicas"] = 30
+    problems = connection_budget(rendered).problems
+    assert any("to the primary" in problem for problem in problems), problems
+    rendered = Rendered("production", render(DEPLOY / "overlays/production"))
+    del rendered.of("Pooler")["protomesh-db-pooler-rw"]["spec"]["pgbouncer"]["parameters"][
+        "max_prepared_statements"
+    ]
+    assert any("statement cache" in p for p in connection_budget(rendered).problems)
+
+
+def test_sessions_and_listeners_bypass_the_pooler(rendered: Rendered) -> None:
+    """LISTEN and task-worker sessions need a server connection of their own."""
+    for name, deployment in rendered.deployments.items():
+        (container,) = containers(deployment)
+        command = command_of(container)
+        settings = container_settings(rendered, container)
+        if command[-1] == "gateway":
+            continue
+        assert target_of(rendered, direct_dsn(settings)).kind == "primary", name
+        if "services.task.worker" in command:
+            assert target_of(rendered, app_dsn(settings)).kind == "primary", name
