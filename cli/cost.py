@@ -1,13 +1,12 @@
 """`protomesh cost report|budgets|prices`: CostService from the terminal as Rich
 tables. The typer wiring lives in main.py; these coroutines take a channel
-target and a bearer token, like the other CLI modules. Money is shown exactly
+`Endpoint` and a bearer token, like the other CLI modules. Money is shown exactly
 (micro-units → `0.123456 USD`), never through floats."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import grpc
 from google.protobuf import timestamp_pb2
 from rich.console import Console
 from rich.table import Table
@@ -15,6 +14,7 @@ from rich.table import Table
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
 from services.cost.money import format_micros
+from services.platform.channels import Endpoint
 
 GROUPS = {
     "model": pb.GROUP_BY_MODEL,
@@ -136,7 +136,7 @@ def render_prices(prices: list[pb.Price], console: Console, history: bool = Fals
 
 
 async def report(
-    target: str,
+    target: Endpoint,
     token: str,
     console: Console,
     by: str = "model",
@@ -145,7 +145,7 @@ async def report(
 ) -> pb.SpendReport:
     """`protomesh cost report [--by model|user|api-key|task|day] [--from] [--to]`."""
     request = build_report_request(by, start, end)
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         result: pb.SpendReport = await pb_grpc.CostServiceStub(channel).GetSpendReport(
             request, metadata=_auth(token), timeout=30
         )
@@ -153,10 +153,10 @@ async def report(
     return result
 
 
-async def budgets(target: str, token: str, console: Console) -> list[pb.Budget]:
+async def budgets(target: Endpoint, token: str, console: Console) -> list[pb.Budget]:
     """`protomesh cost budgets`: every budget of the caller's tenant with its spend."""
     found: list[pb.Budget] = []
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         stub = pb_grpc.CostServiceStub(channel)
         page_token = ""
         while True:
@@ -174,11 +174,11 @@ async def budgets(target: str, token: str, console: Console) -> list[pb.Budget]:
 
 
 async def prices(
-    target: str, token: str, console: Console, history: bool = False
+    target: Endpoint, token: str, console: Console, history: bool = False
 ) -> list[pb.Price]:
     """`protomesh cost prices [--history]`: the price book."""
     found: list[pb.Price] = []
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         stub = pb_grpc.CostServiceStub(channel)
         page_token = ""
         while True:

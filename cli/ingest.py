@@ -8,7 +8,7 @@ re-running over the same files replays instead of duplicating. Each result
 carries the change-feed sequence of its document, so the report knows the
 sequence the search index must reach (main.py then waits for it, see
 waiting.py). The typer wiring lives in main.py; `ingest` takes a channel
-target and a bearer token.
+`Endpoint` and a bearer token.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-import grpc
 from google.rpc import code_pb2
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -29,6 +28,7 @@ from rich.table import Table
 from protomesh.document.v1 import document_service_pb2 as pb
 from protomesh.document.v1 import document_service_pb2_grpc as pb_grpc
 from services.document.documents import MAX_BATCH_ITEMS
+from services.platform.channels import Endpoint
 
 KINDS = {
     ".txt": "text/plain",
@@ -191,7 +191,7 @@ def expand(paths: Sequence[Path]) -> Iterator[Path]:
 
 async def ingest(
     paths: Sequence[Path],
-    target: str,
+    target: Endpoint,
     token: str,
     console: Console | None = None,
     labels: Mapping[str, str] | None = None,
@@ -210,7 +210,7 @@ async def ingest(
         console=console,
         transient=True,
     )
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         stub = pb_grpc.DocumentServiceStub(channel)
         with progress:
             task = progress.add_task("", total=len(files))

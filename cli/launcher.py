@@ -22,6 +22,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.platform.channels import Dialer
 from services.platform.config import Settings
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import ensure_dev_key
@@ -36,6 +37,9 @@ class Child:
     name: str
     argv: list[str]
     log_path: Path
+    # The gRPC address (a service) or URL (the gateway) that says it is healthy.
+    health: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # on top of the system's
     process: subprocess.Popen[bytes] | None = None
     log_file: object | None = field(default=None, repr=False)
 
@@ -44,7 +48,11 @@ class Child:
         handle = self.log_path.open("ab")
         self.log_file = handle
         self.process = subprocess.Popen(
-            self.argv, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv,
+            env={**env, **self.env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def exited(self) -> int | None:
@@ -74,26 +82,41 @@ def free_ports(count: int) -> list[int]:
 UP_METRICS_PORT_BASE = 9101  # where `protomesh up` serves /metrics unless configured
 
 
+def replica_name(component: str, replica: int, replicas: int) -> str:
+    """`document` with one replica; `document.0`, `document.1`, … with several."""
+    return component if replicas <= 1 else f"{component}.{replica}"
+
+
 def plan_children(settings: Settings, workers: int) -> list[Child]:
+    """Every process: `settings.replicas` of each service and of the task workers
+    (replica i serves on its port + 100·i; only replica 0 of search runs the
+    indexer), and the gateway."""
     logs = settings.data_dir / "logs"
     python = sys.executable
-    children = [
-        Child(name, [python, "-m", f"services.{name}"], logs / f"{name}.log") for name in SERVICES
-    ]
-    if workers > 0:
-        children.append(
-            Child(
-                "task-worker",
-                [python, "-m", "services.task.worker", "--count", str(workers)],
-                logs / "task-worker.log",
-            )
-        )
-    children.append(Child("gateway", [python, "-m", "gateway"], logs / "gateway.log"))
+    replicas = max(1, settings.replicas)
+    children = []
+    for name in SERVICES:
+        for i in range(replicas):
+            env = {"PROTOMESH_REPLICA": str(i)}
+            if name == "search" and i > 0:
+                env["PROTOMESH_SEARCH_INDEXER"] = "off"
+            label = replica_name(name, i, replicas)
+            command = [python, "-m", f"services.{name}"]
+            health = settings.replica_address(name, i)
+            children.append(Child(label, command, logs / f"{label}.log", health, env))
+    for i in range(replicas if workers > 0 else 0):
+        label = replica_name("task-worker", i, replicas)
+        command = [python, "-m", "services.task.worker", "--count", str(workers)]
+        env = {"PROTOMESH_REPLICA": str(i)}
+        children.append(Child(label, command, logs / f"{label}.log", env=env))
+    gateway = [python, "-m", "gateway"]
+    children.append(Child("gateway", gateway, logs / "gateway.log", settings.gateway_url))
     return children
 
 
-async def grpc_serving(address: str) -> bool:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def grpc_serving(address: str, dialer: Dialer | None = None) -> bool:
+    """Whether the server at `address` (one replica) reports SERVING."""
+    async with (dialer or Dialer()).probe(address) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=1.0
@@ -112,7 +135,8 @@ def http_healthy(url: str) -> bool:
 
 def wait_healthy(settings: Settings, children: list[Child]) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    pending = {c.name for c in children if c.name in SERVICES or c.name == "gateway"}
+    dialer = Dialer.from_settings(settings)
+    pending = {c.name: c.health for c in children if c.health}
     while pending:
         for child in children:
             code = child.exited()
@@ -120,13 +144,13 @@ def wait_healthy(settings: Settings, children: list[Child]) -> None:
                 raise RuntimeError(
                     f"{child.name} exited with code {code}; last log lines:\n{child.log_tail()}"
                 )
-        for name in sorted(pending):
-            if name == "gateway":
-                ok = http_healthy(f"{settings.gateway_url}/healthz")
+        for name, health in sorted(pending.items()):
+            if health.startswith("http"):
+                ok = http_healthy(f"{health}/healthz")
             else:
-                ok = asyncio.run(grpc_serving(settings.address_of(name)))
+                ok = asyncio.run(grpc_serving(health, dialer))
             if ok:
-                pending.discard(name)
+                del pending[name]
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {', '.join(sorted(pending))} to be healthy")
         if pending:

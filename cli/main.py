@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +19,7 @@ from cli.launcher import (
     start_system,
     wait_for_signal,
 )
+from services.platform.channels import endpoint
 from services.platform.config import Settings, markdown_table, variables
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import KEY_FILE, ensure_dev_key, load_key, mint_token
@@ -50,10 +52,24 @@ def _settings(data_dir: Path | None = None) -> Settings:
 @app.command()
 def up(
     data_dir: DataDir = None,
-    workers: Annotated[int, typer.Option(help="Task worker coroutines (0 for none).")] = 2,
+    workers: Annotated[
+        int, typer.Option(help="Task worker coroutines per worker process (0 for none).")
+    ] = 2,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes per service (and task-worker processes and gateway workers), "
+            "so one machine uses all its cores [PROTOMESH_REPLICAS, else 1].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start PostgreSQL, migrate, run every service, the workers and the gateway; Ctrl-C stops."""
-    settings = _settings(data_dir)
+    settings = Settings.from_env(data_dir=data_dir, replicas=replicas)
+    if settings.replicas > settings.gateway.workers:
+        gateway = replace(settings.gateway, workers=settings.replicas)
+        settings = replace(settings, gateway=gateway)
     with console.status("starting protomesh (PostgreSQL, migrations, services)..."):
         system = start_system(settings, workers)
     table = Table(title="protomesh is up", show_lines=False)
@@ -61,6 +77,8 @@ def up(
     table.add_column("endpoint")
     for name in SERVICES:
         table.add_row(f"{name} (gRPC)", settings.address_of(name))
+    if settings.replicas > 1:
+        table.add_row("replicas", f"{settings.replicas} per service (ports + 100·i)")
     if any(c.name == "gateway" for c in system.children):
         base = settings.gateway_url
         table.add_row("gateway (REST)", base)
@@ -71,7 +89,7 @@ def up(
     console.print(
         "Get a token:  [bold]protomesh token --tenant acme --user alice[/bold]\n"
         'Try it:       grpcurl -plaintext -H "authorization: Bearer $TOKEN" '
-        f"{settings.address_of('document')} list\n"
+        f"{settings.replica_addresses('document')[0]} list\n"
         "Press Ctrl-C to stop."
     )
     try:
@@ -174,7 +192,7 @@ def ask(
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
-    asyncio.run(task_cli.ask(settings.address_of("task"), token_value, question, console, top_k))
+    asyncio.run(task_cli.ask(endpoint(settings, "task"), token_value, question, console, top_k))
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -254,13 +272,13 @@ def ingest(
 
     async def run() -> Waited | None:
         report = await run_ingest(
-            paths, settings.address_of("document"), token_value, console, _labels(label)
+            paths, endpoint(settings, "document"), token_value, console, _labels(label)
         )
         if not wait or not report.sequence:
             return None
         phases = [waiting.keyword_phase(report.sequence), waiting.VECTOR]
         return await waiting.watch(
-            settings.address_of("search"), token_value, phases, console, wait_timeout
+            endpoint(settings, "search"), token_value, phases, console, wait_timeout
         )
 
     _run_and_wait(run, "")
@@ -300,7 +318,7 @@ def search(
     try:
         asyncio.run(
             search_cli.search(
-                settings.address_of("search"), token_value, query, console, mode, limit, label
+                endpoint(settings, "search"), token_value, query, console, mode, limit, label
             )
         )
     except ValueError as err:
@@ -331,7 +349,7 @@ def search_reindex(
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user, ADMIN_SCOPES)
-    target = settings.address_of("search")
+    target = endpoint(settings, "search")
 
     async def run() -> Waited | None:
         await search_cli.reindex(target, token_value, console)
@@ -352,7 +370,7 @@ def _cost_call(tenant: str | None, user: str | None, data_dir: Path | None, call
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
     try:
-        asyncio.run(call(settings.address_of("cost"), token_value))
+        asyncio.run(call(endpoint(settings, "cost"), token_value))
     except ValueError as err:
         raise typer.BadParameter(str(err)) from err
     except grpc.aio.AioRpcError as err:
@@ -430,7 +448,7 @@ def tasks_list(
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
-    asyncio.run(task_cli.list_tasks(settings.address_of("task"), token_value, console, filter))
+    asyncio.run(task_cli.list_tasks(endpoint(settings, "task"), token_value, console, filter))
 
 
 def _task_action(
@@ -440,7 +458,7 @@ def _task_action(
 
     settings = _settings(data_dir)
     token_value = _caller_token(settings, tenant, user)
-    target = settings.address_of("task")
+    target = endpoint(settings, "task")
     run = {
         "show": task_cli.show,
         "watch": task_cli.watch,

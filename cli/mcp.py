@@ -10,8 +10,9 @@ from mcp.server.stdio import stdio_server
 
 from gateway.backends import Backends
 from gateway.comments import Comments
-from gateway.config import DEFAULT_DESCRIPTOR_SET, PROTOMESH_SERVICES, GatewayConfig
+from gateway.config import DEFAULT_DESCRIPTOR_SET, GatewayConfig
 from gateway.mcp import McpTools, build_server, rpc_tools
+from services.platform.catalog import PROTOMESH_SERVICES
 from services.platform.config import Settings
 
 

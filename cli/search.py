@@ -1,20 +1,20 @@
 """`protomesh search "query" [--mode --limit --label k=v]`: SearchService from the
 terminal, as a Rich table with highlighted snippets and scores; and
 `protomesh search reindex`, which asks for the tenant's index to be rebuilt. The
-typer wiring lives in main.py; these functions take a channel target and a
+typer wiring lives in main.py; these functions take an `Endpoint` and a
 bearer token."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import grpc
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from protomesh.search.v1 import search_service_pb2 as pb
 from protomesh.search.v1 import search_service_pb2_grpc as pb_grpc
+from services.platform.channels import Endpoint
 
 MODES = {
     "hybrid": pb.SEARCH_MODE_HYBRID,
@@ -82,7 +82,7 @@ def render(response: pb.SearchResponse, console: Console) -> Table:
 
 
 async def search(
-    target: str,
+    target: Endpoint,
     token: str,
     query: str,
     console: Console,
@@ -92,7 +92,7 @@ async def search(
 ) -> pb.SearchResponse:
     """Runs one search and prints it."""
     request = build_request(query, mode, limit, labels)
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         response: pb.SearchResponse = await pb_grpc.SearchServiceStub(channel).Search(
             request, metadata=(("authorization", f"Bearer {token}"),), timeout=30
         )
@@ -100,9 +100,9 @@ async def search(
     return response
 
 
-async def reindex(target: str, token: str, console: Console) -> pb.ReindexTenantResponse:
+async def reindex(target: Endpoint, token: str, console: Console) -> pb.ReindexTenantResponse:
     """Calls ReindexTenant (scope search:admin) and prints what it queued."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         response: pb.ReindexTenantResponse = await pb_grpc.SearchServiceStub(channel).ReindexTenant(
             pb.ReindexTenantRequest(),
             metadata=(("authorization", f"Bearer {token}"),),

@@ -19,12 +19,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from cli.launcher import SERVICES, UP_METRICS_PORT_BASE, grpc_serving
+from cli.launcher import SERVICES, UP_METRICS_PORT_BASE, grpc_serving, replica_name
 from protomesh.cost.v1 import cost_service_pb2 as cost_pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
 from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from services.cost.money import format_micros
+from services.platform.channels import Dialer, endpoint
 from services.platform.config import Settings, reachable
 
 TIMEOUT_SECONDS = 2.0
@@ -77,8 +78,8 @@ async def _scrape(url: str) -> Samples | None:
     return parse_samples(response.text) if response.status_code == 200 else None
 
 
-def _metrics_url(settings: Settings, component: str) -> str:
-    port = settings.metrics_port_of(component)
+def _metrics_url(settings: Settings, component: str, replica: int = 0) -> str:
+    port = settings.metrics_port_of(component, replica)
     return f"http://{reachable(settings.host)}:{port}/metrics"
 
 
@@ -97,12 +98,16 @@ def queue_depth_by_state(samples: Samples) -> dict[str, int]:
     return depth
 
 
-async def _component(settings: Settings, name: str) -> Component:
-    address = settings.address_of(name)
+async def _component(settings: Settings, name: str, replica: int) -> Component:
+    """One replica of a service (the service itself when it has one)."""
+    addresses = settings.replica_addresses(name)
+    address = addresses[replica]
     healthy, samples = await asyncio.gather(
-        grpc_serving(address), _scrape(_metrics_url(settings, name))
+        grpc_serving(address, Dialer.from_settings(settings)),
+        _scrape(_metrics_url(settings, name, replica)),
     )
-    return Component(name, address, healthy, build_version(samples))
+    label = replica_name(name, replica, len(addresses))
+    return Component(label, address, healthy, build_version(samples))
 
 
 async def _gateway(settings: Settings) -> Component:
@@ -121,7 +126,12 @@ async def collect(settings: Settings, token: str) -> Status:
         settings = replace(settings, metrics_port_base=UP_METRICS_PORT_BASE)
     metadata = (("authorization", f"Bearer {token}"),)
     components = await asyncio.gather(
-        *(_component(settings, name) for name in SERVICES), _gateway(settings)
+        *(
+            _component(settings, name, replica)
+            for name in SERVICES
+            for replica in range(len(settings.replica_addresses(name)))
+        ),
+        _gateway(settings),
     )
     status = Status(components=list(components))
     worker_metrics = _metrics_url(settings, "task-worker")
@@ -131,7 +141,7 @@ async def collect(settings: Settings, token: str) -> Status:
     else:
         status.queue_depth = queue_depth_by_state(worker)
     try:
-        async with grpc.aio.insecure_channel(settings.address_of("search")) as channel:
+        async with endpoint(settings, "search").open() as channel:
             index = await search_grpc.SearchServiceStub(channel).GetIndexStatus(
                 search_pb.GetIndexStatusRequest(), metadata=metadata, timeout=TIMEOUT_SECONDS
             )
@@ -143,7 +153,7 @@ async def collect(settings: Settings, token: str) -> Status:
     request = cost_pb.GetSpendReportRequest(group_by=cost_pb.GROUP_BY_MODEL)
     request.start_time.FromDatetime(today)
     try:
-        async with grpc.aio.insecure_channel(settings.address_of("cost")) as channel:
+        async with endpoint(settings, "cost").open() as channel:
             report = await cost_grpc.CostServiceStub(channel).GetSpendReport(
                 request, metadata=metadata, timeout=TIMEOUT_SECONDS
             )

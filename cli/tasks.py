@@ -1,6 +1,6 @@
 """`protomesh ask` and `protomesh tasks list|show|watch|cancel|retry`: TaskService
 from the terminal, rendered with Rich. The typer wiring lives in main.py; these
-functions take a channel target and a bearer token."""
+functions take an `Endpoint` and a bearer token."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 from rich.console import Console, Group
 from rich.live import Live
@@ -19,6 +18,7 @@ from rich.text import Text
 
 from protomesh.task.v1 import task_service_pb2 as pb
 from protomesh.task.v1 import task_service_pb2_grpc as pb_grpc
+from services.platform.channels import Endpoint
 from services.task import following
 
 
@@ -133,10 +133,10 @@ def citation_rows(artifacts: Any) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-async def watch(target: str, token: str, name: str, console: Console) -> WatchView:
+async def watch(target: Endpoint, token: str, name: str, console: Console) -> WatchView:
     """Renders a task live until it ends."""
     view = WatchView()
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         stub = pb_grpc.TaskServiceStub(channel)
         with Live(view.render(), console=console, refresh_per_second=10) as live:
             open_watch = partial(stub.WatchTask, metadata=_metadata(token))
@@ -150,7 +150,7 @@ async def watch(target: str, token: str, name: str, console: Console) -> WatchVi
 
 
 async def ask(
-    target: str,
+    target: Endpoint,
     token: str,
     question: str,
     console: Console,
@@ -159,7 +159,7 @@ async def ask(
 ) -> WatchView:
     """`protomesh ask`: submits rag.answer and renders it live (steps, streamed
     answer, citations, cost)."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         stub = pb_grpc.TaskServiceStub(channel)
         task = pb.Task(type="rag.answer")
         task.input.update({"question": question, "top_k": top_k})
@@ -173,9 +173,9 @@ async def ask(
 
 
 async def list_tasks(
-    target: str, token: str, console: Console, filter: str = "", page_size: int = 20
+    target: Endpoint, token: str, console: Console, filter: str = "", page_size: int = 20
 ) -> list[pb.Task]:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         response = await pb_grpc.TaskServiceStub(channel).ListTasks(
             pb.ListTasksRequest(filter=filter, page_size=page_size),
             metadata=_metadata(token),
@@ -196,8 +196,8 @@ async def list_tasks(
     return list(response.tasks)
 
 
-async def show(target: str, token: str, name: str, console: Console) -> pb.Task:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def show(target: Endpoint, token: str, name: str, console: Console) -> pb.Task:
+    async with target.open() as channel:
         task: pb.Task = await pb_grpc.TaskServiceStub(channel).GetTask(
             pb.GetTaskRequest(name=task_name(name), history_length=50),
             metadata=_metadata(token),
@@ -207,8 +207,10 @@ async def show(target: str, token: str, name: str, console: Console) -> pb.Task:
     return task
 
 
-async def cancel(target: str, token: str, name: str, console: Console, reason: str = "") -> pb.Task:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def cancel(
+    target: Endpoint, token: str, name: str, console: Console, reason: str = ""
+) -> pb.Task:
+    async with target.open() as channel:
         task: pb.Task = await pb_grpc.TaskServiceStub(channel).CancelTask(
             pb.CancelTaskRequest(name=task_name(name), reason=reason),
             metadata=_metadata(token),
@@ -218,8 +220,8 @@ async def cancel(target: str, token: str, name: str, console: Console, reason: s
     return task
 
 
-async def retry(target: str, token: str, name: str, console: Console) -> pb.Task:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def retry(target: Endpoint, token: str, name: str, console: Console) -> pb.Task:
+    async with target.open() as channel:
         task: pb.Task = await pb_grpc.TaskServiceStub(channel).RetryTask(
             pb.RetryTaskRequest(name=task_name(name)), metadata=_metadata(token), timeout=10
         )

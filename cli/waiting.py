@@ -25,7 +25,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-import grpc
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -38,6 +37,7 @@ from rich.progress import (
 
 from protomesh.search.v1 import search_service_pb2 as pb
 from protomesh.search.v1 import search_service_pb2_grpc as pb_grpc
+from services.platform.channels import Endpoint
 
 POLL_SECONDS = 0.3
 STATUS_RPC_SECONDS = 5.0
@@ -174,7 +174,7 @@ def degraded_warning(waited: Waited) -> str:
 
 
 async def watch(
-    target: str,
+    target: Endpoint,
     token: str,
     phases: Sequence[Phase],
     console: Console,
@@ -199,7 +199,7 @@ async def watch(
             bars[phase.name] = progress.add_task(phase.name, total=total, unit=phase.unit)
         progress.update(bars[phase.name], completed=completed, total=total)
 
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with target.open() as channel:
         stub = pb_grpc.SearchServiceStub(channel)
 
         async def status() -> pb.IndexStatus:

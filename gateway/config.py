@@ -9,22 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.platform.catalog import PROTOMESH_SERVICES
 from services.platform.channels import Dialer
 from services.platform.config import GatewaySettings, Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DESCRIPTOR_SET = REPO_ROOT / "generated" / "protomesh_descriptor_set.binpb"
-
-# The protomesh services, their Settings key and the module that registers them.
-PROTOMESH_SERVICES = {
-    "protomesh.document.v1.DocumentService": (
-        "document",
-        "protomesh.document.v1.document_service_pb2",
-    ),
-    "protomesh.search.v1.SearchService": ("search", "protomesh.search.v1.search_service_pb2"),
-    "protomesh.task.v1.TaskService": ("task", "protomesh.task.v1.task_service_pb2"),
-    "protomesh.cost.v1.CostService": ("cost", "protomesh.cost.v1.cost_service_pb2"),
-}
 
 _DEFAULTS = GatewaySettings()  # one set of defaults: the settings tree's
 

@@ -26,6 +26,7 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
+from services.platform.catalog import descriptor
 from services.platform.config import Settings
 from services.platform.policy import retryable
 
@@ -78,10 +79,35 @@ class Dialer:
             ("grpc.max_send_message_length", self.max_message_bytes),
         ]
 
+    def probe(self, address: str) -> grpc.aio.Channel:
+        """A plain channel to one server, for asking its health (no balancing, no
+        health checking: a NOT_SERVING server must still answer)."""
+        options = [("grpc.max_receive_message_length", self.max_message_bytes)]
+        return grpc.aio.insecure_channel(address, options=options)
+
     def open(self, target: str, services: Iterable[ServiceDescriptor] = ()) -> grpc.aio.Channel:
         """A channel to `target` serving `services` (their descriptors shape the
         retry policy and which health status is watched)."""
         return grpc.aio.insecure_channel(target, options=self.options(services))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One service's target and how to dial it (what the CLI's commands take)."""
+
+    target: str
+    dialer: Dialer = Dialer()
+    services: tuple[ServiceDescriptor, ...] = ()
+
+    def open(self) -> grpc.aio.Channel:
+        return self.dialer.open(self.target, self.services)
+
+
+def endpoint(settings: Settings, service: str) -> Endpoint:
+    """Where `service` ("document", "search", "task", "cost") is, per `settings`."""
+    return Endpoint(
+        settings.address_of(service), Dialer.from_settings(settings), (descriptor(service),)
+    )
 
 
 def server_options(settings: Settings) -> list[tuple[str, Any]]:

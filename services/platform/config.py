@@ -372,14 +372,19 @@ class Settings:
         """Target for clients of `service`: its override, else this host and its port,
         or, with several replicas, an `ipv4:` list of every replica's port. A bind-all
         host (0.0.0.0) is reached on the loopback address."""
+        addresses = self.replica_addresses(service)
+        return addresses[0] if len(addresses) == 1 else "ipv4:" + ",".join(addresses)
+
+    def replica_addresses(self, service: str) -> list[str]:
+        """Where each of `service`'s replicas is: its `*_ADDRESS` override as one
+        target, else `host:port` of every replica on this machine."""
         override: str = getattr(self, f"{service}_address")
         if override:
-            return override
-        host = reachable(self.host)
-        if self.replicas <= 1:
-            return f"{host}:{self.port_of(service)}"
-        ports = (self.port_of(service, i) for i in range(self.replicas))
-        return "ipv4:" + ",".join(f"{host}:{port}" for port in ports)
+            return [override]
+        return [self.replica_address(service, i) for i in range(max(1, self.replicas))]
+
+    def replica_address(self, service: str, replica: int) -> str:
+        return f"{reachable(self.host)}:{self.port_of(service, replica)}"
 
     @property
     def gateway_url(self) -> str:

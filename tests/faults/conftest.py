@@ -38,7 +38,7 @@ from protomesh.task.v1 import task_service_pb2_grpc as task_grpc
 from services.cost.service import make_spec as cost_spec
 from services.document.feed import WatchOptions
 from services.document.service import make_spec as document_spec
-from services.platform.config import Settings
+from services.platform.config import Settings, WorkerSettings
 from services.platform.resilience import CircuitBreaker
 from services.platform.server import ServiceServer, ServiceSpec
 from services.search.embedders import HashingEmbedder
@@ -47,7 +47,7 @@ from services.task.generation import Generator
 from services.task.openai_compat import OpenAICompatibleGenerator
 from services.task.runner import Worker
 from services.task.service import SPEC as TASK_SPEC
-from services.task.worker import WorkerConfig, build_worker, create_worker_pool
+from services.task.worker import build_worker, create_worker_pool
 from tests.conftest import Mint, bearer, eventually, running
 from tests.integration.gateway.harness import live_server
 from tests.integration.search.conftest import FAST_INDEXER, fresh_database
@@ -263,7 +263,7 @@ async def owner(system: System) -> AsyncIterator[asyncpg.Connection]:
 # -- workers ---------------------------------------------------------------------------------
 
 FAST_WORKER = dataclasses.replace(FAST, count=2)  # the task suite's short timings
-# The same timing for a worker process (PROTOMESH_TASK_* as WorkerConfig.from_env reads).
+# The same timing for a worker process (its `task_worker` settings, PROTOMESH_TASK_*).
 FAST_WORKER_ENV = {
     f"PROTOMESH_TASK_{name.upper()}": str(getattr(FAST_WORKER, name))
     for name in ("lease_seconds", "heartbeat_seconds", "poll_seconds", "reap_seconds")
@@ -293,7 +293,7 @@ def worker(system: System, worker_pool: Any) -> WorkerRunner:
 
     @asynccontextmanager
     async def run(
-        generator: Generator, config: WorkerConfig = FAST_WORKER
+        generator: Generator, config: WorkerSettings = FAST_WORKER
     ) -> AsyncIterator[Worker]:
         started, clients = build_worker(worker_pool, system.settings, config, generator)
         started.start()

@@ -10,6 +10,7 @@ from rich.console import Console
 from cli import cost as cli
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
+from services.platform.channels import Endpoint
 from services.platform.server import ServiceServer
 from tests.conftest import Mint
 from tests.integration.conftest import Metadata
@@ -24,7 +25,7 @@ async def test_cli_renders_report_budgets_and_prices_over_grpc(
     auth: Metadata,
     admin: Metadata,
 ) -> None:
-    target = f"127.0.0.1:{cost_server[0].port}"
+    target = Endpoint(f"127.0.0.1:{cost_server[0].port}")
     token = mint(tenant)
     model = await micro_per_token_model(stub, admin)
     await tenant_budget(stub, auth, hard=5_000_000, display_name="monthly cap")

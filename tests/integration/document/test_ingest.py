@@ -10,6 +10,7 @@ from rich.console import Console
 
 from cli.ingest import ingest
 from protomesh.document.v1 import document_service_pb2 as pb
+from services.platform.channels import Endpoint
 from tests.conftest import Mint
 
 
@@ -20,7 +21,7 @@ async def test_ingest_streams_files_and_is_idempotent_on_rerun(
     (tmp_path / "page.html").write_text("<p>a page</p>")
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     (tmp_path / "huge.txt").write_text("x" * (settings.max_document_bytes + 1))
-    target = f"127.0.0.1:{document_server[0].port}"
+    target = Endpoint(f"127.0.0.1:{document_server[0].port}")
     out = io.StringIO()
     console = Console(file=out, width=120)
 

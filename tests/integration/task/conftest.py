@@ -23,7 +23,7 @@ from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from protomesh.task.v1 import task_service_pb2 as pb
 from protomesh.task.v1 import task_service_pb2_grpc as pb_grpc
-from services.platform.config import Settings
+from services.platform.config import Settings, WorkerSettings
 from services.platform.context import principal
 from services.platform.db import create_pool
 from services.platform.server import Runtime, ServiceParts, ServiceSpec, app_dsn
@@ -32,13 +32,13 @@ from services.task.generation import Generator
 from services.task.runner import Worker
 from services.task.service import SPEC
 from services.task.store import TaskStore
-from services.task.worker import WorkerConfig, build_worker, create_worker_pool
+from services.task.worker import build_worker, create_worker_pool
 from services.task.workflows import Registry
 from tests.conftest import Mint, bearer, eventually, running
 
 # One MiniLM for the whole session (the default generator's sentence encoder).
 MINILM = minilm_encoder()
-FAST = WorkerConfig(
+FAST = WorkerSettings(
     count=4,
     lease_seconds=1.5,
     heartbeat_seconds=0.3,
@@ -261,7 +261,7 @@ def workers(task_settings: Settings, worker_pool: Any) -> WorkerFactory:
 
     @asynccontextmanager
     async def _run(
-        config: WorkerConfig = FAST,
+        config: WorkerSettings = FAST,
         generator: Generator | None = None,
         registry: Registry | None = None,
         worker_id: str = "",

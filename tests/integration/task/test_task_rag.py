@@ -202,10 +202,11 @@ async def test_protomesh_ask_renders_the_answer_citations_and_cost(
     from rich.console import Console
 
     from cli import tasks as cli
+    from services.platform.channels import Endpoint
 
     tenant = _tenant(fake_search)
     console = Console(file=io.StringIO(), width=200, record=True)
-    target = task_channel._channel.target.decode()  # the running TaskService
+    target = Endpoint(task_channel._channel.target.decode())  # the running TaskService
     async with workers():
         view = await cli.ask(target, mint(tenant), "What do workers claim?", console)
         listed = await cli.list_tasks(target, mint(tenant), console)

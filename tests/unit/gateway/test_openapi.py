@@ -11,11 +11,12 @@ import pytest
 from openapi_spec_validator import validate
 
 from gateway.comments import Comments
-from gateway.config import DEFAULT_DESCRIPTOR_SET, PROTOMESH_SERVICES, GatewayConfig
+from gateway.config import DEFAULT_DESCRIPTOR_SET, GatewayConfig
 from gateway.jsonmap import to_json
 from gateway.openapi import build_openapi
 from gateway.routing import build_routes
 from gateway.schema import message_json_schema
+from services.platform.catalog import PROTOMESH_SERVICES
 from tests.integration.gateway.harness import SERVICE, Compiled
 
 

@@ -163,7 +163,8 @@ def test_unknown_service_fails_at_start_up(compiled: Compiled) -> None:
 
 
 def test_real_protomesh_services_build_routes() -> None:
-    from gateway.config import PROTOMESH_SERVICES, GatewayConfig
+    from gateway.config import GatewayConfig
+    from services.platform.catalog import PROTOMESH_SERVICES
 
     GatewayConfig(
         proto_modules=tuple(m for _, m in PROTOMESH_SERVICES.values())
