@@ -65,6 +65,7 @@ def configure_tracing(service: str, settings: Settings, exporter: Any = None) ->
     from opentelemetry.instrumentation.grpc import (
         GrpcAioInstrumentorClient,
         GrpcAioInstrumentorServer,
+        filters,
     )
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -87,8 +88,13 @@ def configure_tracing(service: str, settings: Settings, exporter: Any = None) ->
             BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint, insecure=True))
         )
     trace.set_tracer_provider(provider)
-    GrpcAioInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
-    GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
+    # Not the health service: the instrumentation treats every server-streaming
+    # handler as an async generator, and grpc_health's aio Watch is a coroutine that
+    # writes to its context, so wrapped it never runs and every health-checking
+    # channel (services/platform/channels.py) would see its backends as failing.
+    untraced_health = filters.negate(filters.health_check())
+    GrpcAioInstrumentorServer(filter_=untraced_health).instrument()  # type: ignore[no-untyped-call]
+    GrpcAioInstrumentorClient(filter_=untraced_health).instrument()  # type: ignore[no-untyped-call]
     postgres = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
     # Span names are a statement's first word; the named queries open with `--`
     # comments, which the instrumentation strips only in their /* */ form.
