@@ -3,7 +3,8 @@
 Starts embedded PostgreSQL (unless `PROTOMESH_DATABASE_URL` points elsewhere),
 migrates, launches every service, the task workers and the gateway as separate
 processes, waits until each reports healthy, prints the endpoints, and on
-Ctrl-C (or SIGTERM) stops the children gracefully, then PostgreSQL.
+Ctrl-C (or SIGTERM) stops the children gracefully, then PostgreSQL. With
+`--tls` every hop speaks TLS with certificates from a dev CA in the data dir.
 """
 
 from __future__ import annotations
@@ -12,21 +13,24 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.platform.catalog import PROTOMESH_SERVICES
 from services.platform.channels import Dialer
-from services.platform.config import Settings
+from services.platform.config import Settings, reachable
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import ensure_dev_key
 from services.platform.migrations import migrate
+from services.platform.tls import DevCertificates, ensure_dev_certificates, https_verification
 
 SERVICES = ("document", "search", "task", "cost")
 STARTUP_TIMEOUT_SECONDS = 90.0
@@ -126,16 +130,36 @@ async def grpc_serving(address: str, dialer: Dialer | None = None) -> bool:
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def http_healthy(url: str) -> bool:
+def http_healthy(url: str, verify: ssl.SSLContext | bool = True) -> bool:
     try:
-        return httpx.get(url, timeout=1.0).status_code == 200
+        return httpx.get(url, timeout=1.0, verify=verify).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+TLS_DIR = "tls"
+
+
+def dev_tls_names(settings: Settings) -> list[str]:
+    """What the dev server certificate covers: this machine by name and loopback
+    address, the configured host, and the service names."""
+    services = [key for key, _ in PROTOMESH_SERVICES.values()]
+    return ["localhost", "127.0.0.1", "::1", reachable(settings.host), *services, "gateway"]
+
+
+def with_dev_tls(settings: Settings) -> tuple[Settings, DevCertificates]:
+    """`settings` with TLS on every hop, using the dev CA's certificates in
+    `<data_dir>/tls` (created on first use). The services present their server
+    certificate as their client certificate; `PROTOMESH_TLS_CLIENT_AUTH` is kept."""
+    files = ensure_dev_certificates(settings.data_dir.resolve() / TLS_DIR, dev_tls_names(settings))
+    tls = replace(settings.tls, cert=str(files.server), key=str(files.server_key), ca=str(files.ca))
+    return replace(settings, tls=tls), files
 
 
 def wait_healthy(settings: Settings, children: list[Child]) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     dialer = Dialer.from_settings(settings)
+    verify = https_verification(settings.tls)
     pending = {c.name: c.health for c in children if c.health}
     while pending:
         for child in children:
@@ -146,7 +170,7 @@ def wait_healthy(settings: Settings, children: list[Child]) -> None:
                 )
         for name, health in sorted(pending.items()):
             if health.startswith("http"):
-                ok = http_healthy(f"{health}/healthz")
+                ok = http_healthy(f"{health}/healthz", verify)
             else:
                 ok = asyncio.run(grpc_serving(health, dialer))
             if ok:

@@ -18,6 +18,7 @@ from cli.launcher import (
     SERVICES,
     start_system,
     wait_for_signal,
+    with_dev_tls,
 )
 from services.platform.channels import endpoint
 from services.platform.config import Settings, markdown_table, variables
@@ -64,12 +65,23 @@ def up(
             show_default=False,
         ),
     ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="TLS on every hop with a dev CA and certificates made in DATA_DIR/tls "
+            "(mutual TLS too with PROTOMESH_TLS_CLIENT_AUTH=require).",
+        ),
+    ] = False,
 ) -> None:
     """Start PostgreSQL, migrate, run every service, the workers and the gateway; Ctrl-C stops."""
     settings = Settings.from_env(data_dir=data_dir, replicas=replicas)
     if settings.replicas > settings.gateway.workers:
         gateway = replace(settings.gateway, workers=settings.replicas)
         settings = replace(settings, gateway=gateway)
+    dev_certificates = None
+    if tls:
+        settings, dev_certificates = with_dev_tls(settings)
     with console.status("starting protomesh (PostgreSQL, migrations, services)..."):
         system = start_system(settings, workers)
     table = Table(title="protomesh is up", show_lines=False)
@@ -85,13 +97,29 @@ def up(
         table.add_row("OpenAPI", f"{base}/openapi.json")
     table.add_row("PostgreSQL", "embedded" if system.postgres else "external")
     table.add_row("logs", str(settings.data_dir / "logs"))
+    if settings.tls.enabled:
+        mutual = settings.tls.client_auth == "require"
+        table.add_row("TLS", f"CA {settings.tls.ca}" + (", mutual" if mutual else ""))
     console.print(table)
+    document = settings.replica_addresses("document")[0]
+    transport = "-plaintext"
+    if settings.tls.enabled:
+        transport = f"-cacert {settings.tls.ca}"
+        if dev_certificates is not None and settings.tls.client_auth == "require":
+            transport += f" -cert {dev_certificates.client} -key {dev_certificates.client_key}"
     console.print(
         "Get a token:  [bold]protomesh token --tenant acme --user alice[/bold]\n"
-        'Try it:       grpcurl -plaintext -H "authorization: Bearer $TOKEN" '
-        f"{settings.replica_addresses('document')[0]} list\n"
-        "Press Ctrl-C to stop."
+        f'Try it:       grpcurl {transport} -H "authorization: Bearer $TOKEN" {document} list'
     )
+    if dev_certificates is not None:
+        # Other terminals' `protomesh` commands dial with TLS only when told to.
+        client = dev_certificates
+        console.print(
+            "In another shell: "
+            f"export PROTOMESH_TLS_CA={client.ca} "
+            f"PROTOMESH_TLS_CERT={client.client} PROTOMESH_TLS_KEY={client.client_key}"
+        )
+    console.print("Press Ctrl-C to stop.")
     try:
         wait_for_signal()
     finally:

@@ -9,6 +9,7 @@ tenant's view)."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from services.cost.money import format_micros
 from services.platform.channels import Dialer, endpoint
 from services.platform.config import Settings, reachable
+from services.platform.tls import https_verification
 
 TIMEOUT_SECONDS = 2.0
 
@@ -68,10 +70,10 @@ def parse_samples(text: str) -> Samples:
     return samples
 
 
-async def _scrape(url: str) -> Samples | None:
+async def _scrape(url: str, verify: ssl.SSLContext | bool = True) -> Samples | None:
     """The samples of a `/metrics` endpoint (None when unreachable)."""
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, verify=verify) as client:
             response = await client.get(url)
     except httpx.HTTPError:
         return None
@@ -112,12 +114,14 @@ async def _component(settings: Settings, name: str, replica: int) -> Component:
 
 async def _gateway(settings: Settings) -> Component:
     base = settings.gateway_url
+    verify = https_verification(settings.tls)
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, verify=verify) as client:
             ready = (await client.get(f"{base}/readyz")).status_code == 200
     except httpx.HTTPError:
         ready = False
-    return Component("gateway", base, ready, build_version(await _scrape(f"{base}/metrics")))
+    metrics = await _scrape(f"{base}/metrics", verify)
+    return Component("gateway", base, ready, build_version(metrics))
 
 
 async def collect(settings: Settings, token: str) -> Status:

@@ -21,8 +21,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     uvicorn.run(
         "gateway.app:app_from_env",
         factory=True,
-        host=config.host,
-        port=config.port,
+        **config.uvicorn_options(),
         workers=max(1, config.workers),
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=5,

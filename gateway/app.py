@@ -34,6 +34,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.openapi import build_openapi
 from gateway.routing import Router, build_routes
 from gateway.streaming import NDJSON, StreamOptions
+from gateway.tls import RefuseTokensOverPlaintext
 from gateway.transcoder import Transcoder
 from services.platform import telemetry
 
@@ -107,6 +108,8 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
             yield
         await channels.close()
 
+    # Outermost: a token sent over plain HTTP goes nowhere (gateway/tls.py).
+    refuse_plaintext = [Middleware(RefuseTokensOverPlaintext)] if config.tokens_need_tls else []
     app = Starlette(
         routes=[
             HttpRoute("/healthz", healthz, methods=["GET"]),
@@ -117,6 +120,7 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
             *a2a_routes(channels, config.base_url),
         ],
         middleware=[
+            *refuse_plaintext,
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(config.cors_origins),

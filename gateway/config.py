@@ -8,10 +8,12 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from services.platform.catalog import PROTOMESH_SERVICES
 from services.platform.channels import Dialer
 from services.platform.config import GatewaySettings, Settings
+from services.platform.tls import TlsError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DESCRIPTOR_SET = REPO_ROOT / "generated" / "protomesh_descriptor_set.binpb"
@@ -41,11 +43,39 @@ class GatewayConfig:
     jwt_issuer: str = ""
     public_url: str = ""
     dialer: Dialer = field(default_factory=Dialer)
+    # HTTPS (gateway/tls.py): the certificate and key files uvicorn serves, and
+    # whether a token over plain HTTP is refused (always, when serving HTTPS).
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    require_tls: bool = _DEFAULTS.require_tls
+    forwarded_allow_ips: tuple[str, ...] = _DEFAULTS.forwarded_allow_ips
+
+    @property
+    def https(self) -> bool:
+        return bool(self.tls_certfile)
+
+    @property
+    def tokens_need_tls(self) -> bool:
+        return self.https or self.require_tls
 
     @property
     def base_url(self) -> str:
         """Where clients reach this gateway (`public_url`, else host and port)."""
-        return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
+        scheme = "https" if self.https else "http"
+        return self.public_url.rstrip("/") or f"{scheme}://{self.host}:{self.port}"
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """How uvicorn serves this gateway: address, HTTPS, and which proxies'
+        `X-Forwarded-*` headers it believes (none unless configured)."""
+        options: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "proxy_headers": bool(self.forwarded_allow_ips),
+            "forwarded_allow_ips": list(self.forwarded_allow_ips) or None,
+        }
+        if self.https:
+            options.update(ssl_certfile=self.tls_certfile, ssl_keyfile=self.tls_keyfile)
+        return options
 
     def import_proto_modules(self) -> None:
         """Registers the services' descriptors in the default pool."""
@@ -57,6 +87,12 @@ class GatewayConfig:
         """Production config from the settings tree (`settings.gateway`): the four
         protomesh services at `settings.address_of(...)` unless `backends` names others."""
         gateway = settings.gateway
+        dialer = Dialer.from_settings(settings)  # checks the TLS settings
+        if settings.tls.enabled and not settings.tls.cert:
+            raise TlsError(
+                "TLS is on but the gateway has no certificate to serve HTTPS with: set "
+                "PROTOMESH_TLS_CERT and PROTOMESH_TLS_KEY"
+            )
         backends = gateway.backends or {
             name: settings.address_of(key) for name, (key, _) in PROTOMESH_SERVICES.items()
         }
@@ -81,5 +117,9 @@ class GatewayConfig:
             title=gateway.title,
             jwt_issuer=settings.jwt_issuer,
             public_url=gateway.public_url,
-            dialer=Dialer.from_settings(settings),
+            dialer=dialer,
+            tls_certfile=settings.tls.cert,
+            tls_keyfile=settings.tls.key,
+            require_tls=gateway.require_tls,
+            forwarded_allow_ips=gateway.forwarded_allow_ips,
         )

@@ -128,6 +128,19 @@ def unsupported_media_type(got: str, expected: str) -> GatewayError:
     )
 
 
+def tls_required() -> GatewayError:
+    """403 for a token sent over plain HTTP where TLS is required: refused before
+    anything is forwarded (the token may have been read on the way already, so it
+    should be revoked)."""
+    info = error_details_pb2.ErrorInfo(reason="TLS_REQUIRED", domain="protomesh.io")
+    return GatewayError(
+        403,
+        "PERMISSION_DENIED",
+        "credentials over plain HTTP are refused: call this gateway over HTTPS",
+        [detail(info)],
+    )
+
+
 def internal(message: str = "internal gateway error") -> GatewayError:
     return GatewayError(500, "INTERNAL", message)
 

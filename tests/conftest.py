@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
+from services.platform.channels import Dialer
 from services.platform.config import Settings
 from services.platform.embedded import EmbeddedPostgres
 from services.platform.identity import ensure_dev_key, load_key, mint_token
@@ -91,10 +92,15 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 async def running(
     spec: ServiceSpec, settings: Settings
 ) -> AsyncIterator[tuple[ServiceServer, grpc.aio.Channel]]:
-    """A real server for `spec` on an ephemeral 127.0.0.1 port and a channel to it."""
+    """A real server for `spec` on an ephemeral 127.0.0.1 port and a channel to it
+    (with TLS when `settings` turn it on)."""
     server = ServiceServer(spec, settings, port=0)
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    address = f"127.0.0.1:{server.port}"
+    if settings.tls.enabled:
+        channel = Dialer.from_settings(settings).probe(address)
+    else:
+        channel = grpc.aio.insecure_channel(address)
     try:
         yield server, channel
     finally:

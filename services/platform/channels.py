@@ -10,7 +10,10 @@ Every channel gets
 - the retry policy each RPC's contract allows (`idempotency_level`): IDEMPOTENT and
   NO_SIDE_EFFECTS methods are retried on UNAVAILABLE, at most 4 attempts, with gRPC's
   jittered exponential backoff; nothing else is ever retried by the channel;
-- the configured message size limits.
+- the configured message size limits;
+- TLS when the settings turn it on (`PROTOMESH_TLS_*`, services/platform/tls.py):
+  servers are verified against the CA, this process's certificate is presented
+  for mTLS, and nothing is ever dialled in plaintext.
 
 Servers close each connection after `max_connection_age_seconds` (with GOAWAY, letting
 calls in flight finish), so clients re-resolve and replicas added meanwhile get traffic.
@@ -29,6 +32,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from services.platform.catalog import descriptor
 from services.platform.config import Settings
 from services.platform.policy import retryable
+from services.platform.tls import TlsMaterials, load
 
 RETRY_POLICY = {
     "maxAttempts": 4,
@@ -63,13 +67,16 @@ def service_config(services: Iterable[ServiceDescriptor]) -> str:
 @dataclass(frozen=True)
 class Dialer:
     """How this process dials other protomesh servers (one per process, from its
-    settings; the gateway, `ServiceClients` and the CLI all hold one)."""
+    settings; the gateway, `ServiceClients` and the CLI all hold one). `tls` is
+    None for plaintext."""
 
     max_message_bytes: int = Settings.max_message_bytes
+    tls: TlsMaterials | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Dialer:
-        return cls(max_message_bytes=settings.max_message_bytes)
+        """Raises `TlsError` when the TLS settings cannot work (before any dial)."""
+        return cls(max_message_bytes=settings.max_message_bytes, tls=load(settings.tls))
 
     def options(self, services: Iterable[ServiceDescriptor]) -> list[tuple[str, Any]]:
         return [
@@ -80,15 +87,23 @@ class Dialer:
         ]
 
     def probe(self, address: str) -> grpc.aio.Channel:
-        """A plain channel to one server, for asking its health (no balancing, no
-        health checking: a NOT_SERVING server must still answer)."""
+        """A channel to one server, for asking its health (no balancing, no health
+        checking: a NOT_SERVING server must still answer)."""
         options = [("grpc.max_receive_message_length", self.max_message_bytes)]
-        return grpc.aio.insecure_channel(address, options=options)
+        return self._channel(address, options)
 
     def open(self, target: str, services: Iterable[ServiceDescriptor] = ()) -> grpc.aio.Channel:
         """A channel to `target` serving `services` (their descriptors shape the
         retry policy and which health status is watched)."""
-        return grpc.aio.insecure_channel(target, options=self.options(services))
+        return self._channel(target, self.options(services))
+
+    def _channel(self, target: str, options: list[tuple[str, Any]]) -> grpc.aio.Channel:
+        if self.tls is None:
+            return grpc.aio.insecure_channel(target, options=options)
+        name = self.tls.target_name(target)
+        if name:
+            options = [*options, ("grpc.ssl_target_name_override", name)]
+        return grpc.aio.secure_channel(target, self.tls.channel_credentials(), options=options)
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Each process reads it once at start-up (`Settings.from_env()`) and passes the
 result down; nothing else in the code reads the environment. A field of
-`Settings` is `PROTOMESH_` + its name in capitals; a section (`gateway`, `task_worker`, `embedder`,
-`generator`, `client`, `bench`) adds its prefix (`PROTOMESH_GATEWAY_PORT`), and a
+`Settings` is `PROTOMESH_` + its name in capitals; a section (`gateway`, `tls`, `task_worker`,
+`embedder`, `generator`, `client`, `bench`) adds its prefix (`PROTOMESH_GATEWAY_PORT`), and a
 field may name its variable outright (`PROTOMESH_EMBEDDER`, `PROTOMESH_TOKEN`).
 Every setting has a default that works on a developer machine; the README's
 table and `protomesh config` are generated from the docs written here.
@@ -75,6 +75,52 @@ class GatewaySettings:
     descriptor_set: str = setting(
         "", "Descriptor set with source comments (for OpenAPI); the generated one when empty."
     )
+    require_tls: bool = setting(
+        False,
+        "Refuse requests that carry a token (`Authorization`) unless the caller reached "
+        "the gateway over HTTPS — directly, or through a proxy in `FORWARDED_ALLOW_IPS` "
+        "that says `X-Forwarded-Proto: https`; always on when the gateway serves TLS "
+        "(`PROTOMESH_TLS_CERT`).",
+    )
+    forwarded_allow_ips: tuple[str, ...] = setting(
+        (),
+        "Proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-Proto`/`-For` headers "
+        "the gateway believes; none when empty.",
+    )
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS on every hop: the gRPC ports, the gateway, and every client of them
+    (docs/security.md). Off when all are empty; when any is set, this process
+    serves only TLS and dials only TLS."""
+
+    cert: str = setting(
+        "",
+        "PEM certificate chain of this process: served on its gRPC port (and the gateway's "
+        "HTTPS), and presented as its client certificate when a server asks (mTLS).",
+    )
+    key: str = setting("", "PEM private key of `PROTOMESH_TLS_CERT`.")
+    ca: str = setting(
+        "",
+        "PEM bundle of the CAs that clients verify servers with and servers verify client "
+        "certificates with; the system's roots when empty.",
+    )
+    client_auth: str = setting(
+        "none",
+        "`none`, or `require`: mutual TLS — servers refuse a client without a certificate "
+        "from `PROTOMESH_TLS_CA`, and clients present `PROTOMESH_TLS_CERT`.",
+    )
+    server_name: str = setting(
+        "",
+        "Name clients check servers' certificates against instead of the target's host "
+        "(`grpc.ssl_target_name_override`); the first address's host when empty.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this process speaks TLS (and nothing else) on every hop."""
+        return bool(self.cert or self.key or self.ca or self.client_auth != "none")
 
 
 @dataclass(frozen=True)
@@ -235,6 +281,14 @@ class Settings:
             "doc": "This process's index among its service's replicas (set by the launcher)."
         },
     )
+    health_port: int = field(
+        default=0,
+        metadata={
+            "doc": "A plaintext port that serves only `grpc.health.v1` (no token, no data), "
+            "for probes that cannot speak TLS, such as the kubelet's gRPC probe; 0 = none. "
+            "One service per host (a pod)."
+        },
+    )
     max_connection_age_seconds: float = field(
         default=30.0,
         metadata={
@@ -325,6 +379,7 @@ class Settings:
     )
 
     gateway: GatewaySettings = section(GatewaySettings, "GATEWAY_", "The HTTP/JSON gateway.")
+    tls: TlsSettings = section(TlsSettings, "TLS_", "TLS on every hop.")
     task_worker: WorkerSettings = section(WorkerSettings, "TASK_", "Task worker processes.")
     embedder: EmbedderSettings = section(EmbedderSettings, "EMBEDDER_", "The embedding model.")
     generator: GeneratorSettings = section(GeneratorSettings, "GENERATOR_", "Answer generation.")
@@ -388,8 +443,10 @@ class Settings:
 
     @property
     def gateway_url(self) -> str:
-        """Where a local client reaches the gateway (not its public URL)."""
-        return f"http://{reachable(self.gateway.host or self.host)}:{self.gateway.port}"
+        """Where a local client reaches the gateway (not its public URL): https when
+        it serves TLS."""
+        scheme = "https" if self.tls.enabled else "http"
+        return f"{scheme}://{reachable(self.gateway.host or self.host)}:{self.gateway.port}"
 
 
 def reachable(host: str) -> str:

@@ -51,13 +51,13 @@ def public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
     return {**jwk, "kid": _b64(thumbprint)[:16], "alg": "ES256", "use": "sig"}
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
 
 
-def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -84,7 +84,7 @@ def ensure_dev_key(data_dir: Path) -> Path:
     key_path = data_dir / KEY_FILE
     if not key_path.exists():
         key = ec.generate_private_key(ec.SECP256R1())
-        _write_private(key_path, _pem(key))
+        write_private(key_path, private_pem(key))
         write_jwks(data_dir / JWKS_FILE, [public_jwk(key)])
     elif not (data_dir / JWKS_FILE).exists():
         write_jwks(data_dir / JWKS_FILE, [public_jwk(load_key(key_path))])
@@ -96,7 +96,7 @@ def rotate_dev_key(data_dir: Path) -> Path:
     key_path = ensure_dev_key(data_dir)
     previous = public_jwk(load_key(key_path))
     key = ec.generate_private_key(ec.SECP256R1())
-    _write_private(key_path, _pem(key))
+    write_private(key_path, private_pem(key))
     write_jwks(data_dir / JWKS_FILE, [public_jwk(key), previous])
     return key_path
 

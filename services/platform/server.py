@@ -2,6 +2,12 @@
 chain, health and reflection, its database pool and background work, and a
 graceful shutdown (health → NOT_SERVING, drain in-flight RPCs, close pools).
 
+With TLS configured (`PROTOMESH_TLS_*`) the server binds its port with TLS only,
+and under `PROTOMESH_TLS_CLIENT_AUTH=require` only for clients with a certificate
+from the CA; it never opens a plaintext port for RPCs. The one plaintext port it
+may open, `PROTOMESH_HEALTH_PORT`, serves nothing but `grpc.health.v1` (no token
+is ever sent there, no data comes back) for probes that cannot speak TLS.
+
 Each service provides a `ServiceSpec`: its descriptor, the generated
 `add_*Servicer_to_server` function and an async factory that builds the
 servicer (and any background loops) from the shared `Runtime`.
@@ -34,6 +40,7 @@ from services.platform.limits import LimitConfig, TenantLimits
 from services.platform.logs import configure_logging, get_logger
 from services.platform.policy import service_methods
 from services.platform.telemetry import configure_tracing, serve_metrics
+from services.platform.tls import load as load_tls
 
 log = get_logger("protomesh.server")
 
@@ -189,6 +196,7 @@ class ServiceServer:
         self.port = 0
         self.health = health.aio.HealthServicer()
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
         self._pool: Pool | None = None
         self._parts: ServiceParts | None = None
         self._clients: ServiceClients | None = None
@@ -197,6 +205,7 @@ class ServiceServer:
 
     async def start(self) -> int:
         settings = self.settings
+        tls = load_tls(settings.tls)  # a TlsError here: nothing is bound or connected yet
         self._pool = await create_pool(
             app_dsn(settings),
             settings.db_pool_min,
@@ -223,16 +232,36 @@ class ServiceServer:
             (self.spec.descriptor.full_name, reflection.SERVICE_NAME, health.SERVICE_NAME),
             server,
         )
-        self.port = server.add_insecure_port(f"{settings.host}:{self.requested_port}")
+        address = f"{settings.host}:{self.requested_port}"
+        if tls is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, tls.server_credentials())
         if self.port == 0:
-            raise RuntimeError(f"cannot bind {settings.host}:{self.requested_port}")
+            raise RuntimeError(f"cannot bind {address}")
         await server.start()
         self._server = server
+        if settings.health_port:
+            self._health_server = await self._serve_health(settings.health_port)
         loops = [*self._parts.background, self._watch_database]
         self._tasks = [asyncio.create_task(self._supervise(loop)) for loop in loops]
         await self._set_health(serving=True)
-        log.info("serving", service=self.spec.name, address=f"{settings.host}:{self.port}")
+        log.info(
+            "serving",
+            service=self.spec.name,
+            address=f"{settings.host}:{self.port}",
+            tls="off" if tls is None else ("mutual" if tls.require_client_auth else "on"),
+        )
         return self.port
+
+    async def _serve_health(self, port: int) -> grpc.aio.Server:
+        """`grpc.health.v1` alone, in plaintext, on `port` (the same statuses)."""
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        if server.add_insecure_port(f"{self.settings.host}:{port}") == 0:
+            raise RuntimeError(f"cannot bind the health port {self.settings.host}:{port}")
+        await server.start()
+        return server
 
     async def _set_health(self, serving: bool) -> None:
         status = (
@@ -290,6 +319,8 @@ class ServiceServer:
             while self._streams.end_streams() and not stopping.done():
                 await asyncio.wait({stopping}, timeout=STREAM_END_RETRY_SECONDS)
             await stopping
+        if self._health_server is not None:
+            await self._health_server.stop(0)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -296,15 +296,18 @@ def asgi_client(app: Starlette) -> httpx.AsyncClient:
 
 
 @contextlib.asynccontextmanager
-async def live_server(app: Starlette) -> AsyncIterator[str]:
-    """Serves `app` with uvicorn in this event loop on an ephemeral port."""
+async def live_server(app: Starlette, **options: Any) -> AsyncIterator[str]:
+    """Serves `app` with uvicorn in this event loop on an ephemeral port; `options`
+    go to uvicorn (HTTPS with `ssl_certfile`/`ssl_keyfile`, proxy headers)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     # A request still open at the end (a client that left a stream hanging) is cut
     # after a short grace instead of holding the teardown.
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3, **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -312,7 +315,7 @@ async def live_server(app: Starlette) -> AsyncIterator[str]:
             if server.started:
                 break
             await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if options.get('ssl_certfile') else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         try:
