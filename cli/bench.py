@@ -90,6 +90,12 @@ BENCHES = (
         ("--ops", "600", "--seconds", "10", "--documents", "60"),
     ),
     Bench(
+        "scale",
+        "Search, GetDocument (gRPC, REST), CreateTask with 1 vs 2 replicas per service",
+        (),
+        ("--quick",),
+    ),
+    Bench(
         "answer_quality",
         "rag.answer answer rate, citation precision, abstention (pgdoc-qa)",
         (),
