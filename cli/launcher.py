@@ -10,7 +10,6 @@ Ctrl-C (or SIGTERM) stops the children gracefully, then PostgreSQL. With
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import ssl
@@ -212,9 +211,10 @@ class System:
 
 
 def start_system(settings: Settings, workers: int = 2) -> System:
-    """Brings everything up and returns once all of it is healthy. Each child gets
-    `settings` (as the variables that rebuild them) over this process's environment,
-    so a flag such as `--data-dir` reaches every process."""
+    """Brings everything up and returns once all of it is healthy. Each child runs
+    with exactly `settings` (`Settings.child_environment`), so a flag such as
+    `--data-dir` reaches every process and a stray variable in this shell cannot
+    contradict them."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_dev_key(settings.data_dir)
     postgres = None
@@ -224,8 +224,7 @@ def start_system(settings: Settings, workers: int = 2) -> System:
         database_url = postgres.start()
     asyncio.run(migrate(database_url))
     env = {
-        **os.environ,
-        **settings.to_env(),
+        **settings.child_environment(),
         "PROTOMESH_DATABASE_URL": database_url,
         "PROTOMESH_DATA_DIR": str(settings.data_dir.resolve()),
         "PROTOMESH_METRICS_PORT_BASE": str(settings.metrics_port_base or UP_METRICS_PORT_BASE),

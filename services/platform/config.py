@@ -402,6 +402,13 @@ class Settings:
             v.name: _format(value) for v in variables() if (value := v.value_of(self)) != v.default
         }
 
+    def child_environment(self) -> dict[str, str]:
+        """The environment for a child process that must run with exactly these
+        settings: this process's, without any `PROTOMESH_*` variable, plus `to_env()`
+        (a variable left in this environment could contradict a setting made here)."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+        return {**inherited, **self.to_env()}
+
     @property
     def jwks_source(self) -> str:
         return self.jwks or str(self.data_dir / "jwks.json")

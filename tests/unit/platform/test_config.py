@@ -181,3 +181,13 @@ def test_to_env_rebuilds_the_same_settings() -> None:
     )
     assert Settings.from_env(settings.to_env()) == settings
     assert Settings().to_env() == {}
+
+
+def test_a_child_gets_exactly_these_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROTOMESH_REPLICAS", "2")
+    monkeypatch.setenv("PATH_FOR_THE_CHILD", "kept")
+    settings = Settings.from_env({"PROTOMESH_GATEWAY_PORT": "9090"})
+    environment = settings.child_environment()
+    assert "PROTOMESH_REPLICAS" not in environment  # settings say 1, the default
+    assert environment["PROTOMESH_GATEWAY_PORT"] == "9090"
+    assert environment["PATH_FOR_THE_CHILD"] == "kept"
