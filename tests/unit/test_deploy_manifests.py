@@ -5,18 +5,23 @@
 `key=value` label selector), then `namespace`, `labels` and `images` — the
 features the kustomizations use, and it refuses any other. Every rendered
 object must validate against the Kubernetes schemas strictly (unknown fields
-rejected); the CloudNativePG `Cluster`, a custom resource, gets a structural
-check of the fields we use. Then the pieces must fit: selectors, ports, probes,
-references to ConfigMaps and Secrets, autoscalers, the migrate-first init
-container, and every PROTOMESH_* variable is one the code reads. Last, the
-connection budget: what every process opens (pools, LISTEN connections, worker
-sessions), times the autoscalers' maxima, must fit in PgBouncer's and
-PostgreSQL's limits (docs/scaling.md)."""
+rejected); the custom resources (CloudNativePG's `Cluster` and `Pooler`,
+cert-manager's `Issuer` and `Certificate`) get a structural check of the fields we
+use. Then the pieces must fit: selectors, ports, probes, references to
+ConfigMaps and Secrets, autoscalers, the migrate-first init container, and every
+PROTOMESH_* variable is one the code reads. The connection budget: what every
+process opens (pools, LISTEN connections, worker sessions), times the
+autoscalers' maxima, must fit in PgBouncer's and PostgreSQL's limits
+(docs/scaling.md). Last, security (docs/security.md): every process serves and
+dials mutual TLS with a certificate naming what its clients dial, the Ingress
+reaches the gateway over verified TLS, and the NetworkPolicies allow exactly the
+intended flows."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
+import ipaddress
 import math
 import re
 from collections import Counter
@@ -52,6 +57,11 @@ PGBOUNCER_PARAMETERS = {
     "reserve_pool_timeout",
     "max_prepared_statements",
 }
+# API groups of custom resources: not in kubernetes-validate's schemas, checked
+# structurally below.
+CUSTOM_RESOURCE_GROUPS = ("postgresql.cnpg.io/", "cert-manager.io/")
+# Keys of the Secret cert-manager writes for a Certificate.
+CERTIFICATE_SECRET_KEYS = {"tls.crt", "tls.key", "ca.crt"}
 Doc = dict[str, Any]
 
 
@@ -106,7 +116,9 @@ def targeted(doc: Doc, target: dict[str, str]) -> bool:
 
 def apply(doc: Doc, op: Doc) -> None:
     assert op["op"] in ("add", "replace"), op
-    *parents, last = op["path"].strip("/").split("/")
+    *parents, last = [
+        key.replace("~1", "/").replace("~0", "~") for key in op["path"].strip("/").split("/")
+    ]
     node: Any = doc
     for key in parents:
         node = node[int(key)] if isinstance(node, list) else node[key]
@@ -201,7 +213,7 @@ def command_of(container: Doc) -> list[str]:
 def test_every_kubernetes_object_validates_strictly(rendered: Rendered, version: str) -> None:
     problems = []
     for doc in rendered.docs:
-        if doc["apiVersion"].startswith("postgresql.cnpg.io/"):
+        if doc["apiVersion"].startswith(CUSTOM_RESOURCE_GROUPS):
             continue
         try:
             kubernetes_validate.validate(copy.deepcopy(doc), version, strict=True)
@@ -342,7 +354,9 @@ def test_clients_reach_each_service_through_its_headless_service(rendered: Rende
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports["grpc"] == settings.port_of(service) == int(match[3])
         probe = container["readinessProbe"]["grpc"]
-        assert probe == {"port": settings.port_of(service), "service": key}
+        # Under TLS the kubelet's gRPC probe (plaintext only) asks the health port.
+        probed = settings.health_port if settings.tls.enabled else settings.port_of(service)
+        assert probe == {"port": probed, "service": key}
     assert rendered.of("Service")["gateway"]["spec"]["type"] == "ClusterIP"
 
 
@@ -384,6 +398,8 @@ def test_every_referenced_configmap_and_secret_exists(rendered: Rendered) -> Non
     secrets = {name: set(s.get("stringData", {})) for name, s in rendered.of("Secret").items()}
     for cluster in rendered.of("Cluster"):
         secrets[f"{cluster}-app"] = CNPG_APP_SECRET_KEYS
+    for certificate in rendered.of("Certificate").values():
+        secrets[certificate["spec"]["secretName"]] = CERTIFICATE_SECRET_KEYS
     for doc in rendered.workloads():
         name = doc["metadata"]["name"]
         pod = pod_spec(doc)
@@ -738,3 +754,368 @@ def test_sessions_and_listeners_bypass_the_pooler(rendered: Rendered) -> None:
         assert target_of(rendered, direct_dsn(settings)).kind == "primary", name
         if "services.task.worker" in command:
             assert target_of(rendered, app_dsn(settings)).kind == "primary", name
+
+
+# --- TLS, the Ingress and the NetworkPolicies (docs/security.md) -----------------------
+
+# A workload's role: whom it serves (its certificate must say server auth and name
+# what its clients dial) and whether it dials other services (client auth).
+SERVES = {"document", "search", "search-indexer", "task", "cost", "gateway"}
+DIALS = {"gateway", "search-indexer", "task-worker"}
+RESTART_WINDOW_HOURS = 30 * 24
+
+
+def certificates_by_secret(rendered: Rendered) -> dict[str, Doc]:
+    return {c["spec"]["secretName"]: c for c in rendered.of("Certificate").values()}
+
+
+def tls_certificate_of(rendered: Rendered, deployment: Doc) -> Doc:
+    """The Certificate whose Secret the pod mounts where PROTOMESH_TLS_CERT points."""
+    (container,) = containers(deployment)
+    settings = container_settings(rendered, container)
+    directory = str(Path(settings.tls.cert).parent)
+    assert {Path(p).parent for p in (settings.tls.key, settings.tls.ca)} == {Path(directory)}
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    assert mount.get("readOnly") is True
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    (volume,) = [v for v in volumes if v["name"] == mount["name"]]
+    certificate: Doc = certificates_by_secret(rendered)[volume["secret"]["secretName"]]
+    return certificate
+
+
+def test_the_certificates_come_from_the_namespaces_ca(rendered: Rendered) -> None:
+    issuers = rendered.of("Issuer")
+    certificates = rendered.of("Certificate")
+    for name, doc in [*issuers.items(), *certificates.items()]:
+        assert doc["apiVersion"] == "cert-manager.io/v1", name
+    (root,) = [n for n, i in issuers.items() if set(i["spec"]) == {"selfSigned"}]
+    (ca_name,) = [n for n, c in certificates.items() if c["spec"].get("isCA")]
+    ca = certificates[ca_name]["spec"]
+    assert ca["issuerRef"] == {"kind": "Issuer", "name": root}
+    (signer,) = [n for n, i in issuers.items() if i["spec"].get("ca")]
+    assert issuers[signer]["spec"] == {"ca": {"secretName": ca["secretName"]}}
+    secrets = [c["spec"]["secretName"] for c in certificates.values()]
+    assert len(secrets) == len(set(secrets))
+    allowed = {"secretName", "issuerRef", "duration", "renewBefore", "privateKey", "usages"}
+    for name, certificate in certificates.items():
+        spec = certificate["spec"]
+        assert spec["issuerRef"]["kind"] in ("Issuer", "ClusterIssuer"), name
+        if spec["issuerRef"]["kind"] == "Issuer":
+            assert spec["issuerRef"]["name"] in issuers, name
+        elif name != "protomesh-public":  # only the public certificate leaves the namespace
+            raise AssertionError(f"{name}: issued outside the namespace's CA")
+        assert set(spec) <= allowed | {"isCA", "commonName", "dnsNames"}, name
+        assert spec.get("dnsNames") or spec.get("commonName"), name
+        assert set(spec.get("usages", [])) <= {"server auth", "client auth"}, name
+        if name not in (ca_name, "protomesh-public"):
+            assert spec["issuerRef"] == {"kind": "Issuer", "name": signer}, name
+            # Processes read their certificate at start-up: cert-manager's renewal
+            # leaves at least 30 days to restart them on the new one (docs/security.md).
+            assert RESTART_WINDOW_HOURS <= _hours(spec["renewBefore"]) < _hours(spec["duration"])
+
+
+def _hours(duration: str) -> int:
+    match = re.fullmatch(r"(\d+)h", duration)
+    assert match, duration
+    return int(match[1])
+
+
+def test_every_process_serves_and_dials_with_mutual_tls(rendered: Rendered) -> None:
+    settings = rendered.settings
+    assert settings.tls.enabled
+    assert settings.tls.client_auth == "require"
+    assert settings.tls.ca.endswith("/ca.crt")
+    # A certificate shared by several workloads (search and its indexer) says what
+    # each of them does with it, and no more.
+    roles: dict[str, set[str]] = {}
+    for name, deployment in rendered.deployments.items():
+        certificate = tls_certificate_of(rendered, deployment)["metadata"]["name"]
+        roles.setdefault(certificate, set())
+        roles[certificate] |= {"server auth"} if name in SERVES else set()
+        roles[certificate] |= {"client auth"} if name in DIALS else set()
+    for certificate, needed in roles.items():
+        assert set(rendered.of("Certificate")[certificate]["spec"]["usages"]) == needed, certificate
+    # Each service's certificate names the address its clients dial.
+    for service, _ in PROTOMESH_SERVICES.values():
+        host = urlsplit(settings.address_of(service).replace("dns:///", "grpc://")).hostname or ""
+        headless = rendered.of("Service")[host.split(".")[0]]
+        for deployment in selected_deployments(rendered, headless["spec"]["selector"]):
+            names = tls_certificate_of(rendered, deployment)["spec"]["dnsNames"]
+            assert host in names, f"{rendered.name}: {service} is dialled as {host}: {names}"
+
+
+def test_grpc_readiness_uses_the_plaintext_health_port(rendered: Rendered) -> None:
+    port = rendered.settings.health_port
+    assert port
+    for name, deployment in rendered.deployments.items():
+        (container,) = containers(deployment)
+        if "readinessProbe" not in container or "grpc" not in container["readinessProbe"]:
+            continue
+        assert container["readinessProbe"]["grpc"]["port"] == port, name
+        assert {"name": "health", "containerPort": port} in container["ports"], name
+
+
+def test_the_gateway_serves_https_only(rendered: Rendered) -> None:
+    gateway = rendered.deployments["gateway"]
+    (container,) = containers(gateway)
+    assert [p["name"] for p in container["ports"]] == ["https"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+    annotations = gateway["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scheme"] == "https"
+    (port,) = rendered.of("Service")["gateway"]["spec"]["ports"]
+    assert port == {"name": "https", "port": 443, "targetPort": "https", "appProtocol": "https"}
+
+
+def test_the_ingress_reaches_the_gateway_over_verified_tls(rendered: Rendered) -> None:
+    namespace = rendered.docs[0]["metadata"]["namespace"]
+    (ingress,) = rendered.of("Ingress").values()
+    annotations = ingress["metadata"]["annotations"]
+    nginx = "nginx.ingress.kubernetes.io/"
+    assert annotations[nginx + "backend-protocol"] == "HTTPS"
+    assert annotations[nginx + "force-ssl-redirect"] == "true"
+    assert annotations[nginx + "proxy-ssl-verify"] == "on"
+    by_secret = certificates_by_secret(rendered)
+    trust_namespace, trust_secret = annotations[nginx + "proxy-ssl-secret"].split("/")
+    assert trust_namespace == namespace
+    assert by_secret[trust_secret]["spec"]["usages"] == ["client auth"]
+    gateway_names = tls_certificate_of(rendered, rendered.deployments["gateway"])["spec"]
+    assert annotations[nginx + "proxy-ssl-name"] in gateway_names["dnsNames"]
+    assert annotations[nginx + "proxy-ssl-name"] == f"gateway.{namespace}.svc"
+    (tls,) = ingress["spec"]["tls"]
+    public = by_secret[tls["secretName"]]["spec"]
+    assert set(tls["hosts"]) <= set(public["dnsNames"])
+    for rule in ingress["spec"]["rules"]:
+        assert rule["host"] in tls["hosts"]
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            service = rendered.of("Service")[backend["name"]]
+            assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+            assert selected_deployments(rendered, service["spec"]["selector"]) == [
+                rendered.deployments["gateway"]
+            ]
+
+
+# NetworkPolicies, evaluated: pods are (namespace, labels, named ports); a flow is
+# allowed when the destination admits it (or is not isolated for ingress) and the
+# source lets it out (or is not isolated for egress).
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    ports: tuple[tuple[str, int], ...] = ()
+    address: str = ""  # outside the cluster (ipBlock peers)
+
+    def label(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    def port(self, name_or_number: int | str) -> int | None:
+        if isinstance(name_or_number, int):
+            return name_or_number
+        return dict(self.ports).get(name_or_number)
+
+
+def pod(name: str, namespace: str, labels: dict[str, str], **ports: int) -> Pod:
+    return Pod(name, namespace, tuple(sorted(labels.items())), tuple(sorted(ports.items())))
+
+
+def cluster_pods(rendered: Rendered) -> list[Pod]:
+    namespace = rendered.docs[0]["metadata"]["namespace"]
+    pods = []
+    for doc in rendered.workloads():
+        declared = {
+            p["name"]: p["containerPort"] for c in containers(doc) for p in c.get("ports", [])
+        }
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        pods.append(pod(doc["metadata"]["name"], namespace, labels, **declared))
+    (cluster,) = rendered.of("Cluster")
+    instance = {"cnpg.io/cluster": cluster, "cnpg.io/podRole": "instance", "role": "primary"}
+    pods.append(pod("postgres", namespace, instance, postgresql=5432, status=8000, metrics=9187))
+    for name, pooler in rendered.of("Pooler").items():
+        labels = {
+            **pooler["spec"]["template"]["metadata"]["labels"],
+            "cnpg.io/poolerName": name,
+            "cnpg.io/cluster": cluster,  # a pooler pod is of the cluster too, not an instance
+            "cnpg.io/podRole": "pooler",
+        }
+        pods.append(pod(name, namespace, labels, pgbouncer=5432, metrics=9127))
+    return pods
+
+
+OUTSIDERS = [
+    pod("ingress-controller", "ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}),
+    pod("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"}),
+    pod("cnpg-operator", "cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"}),
+    pod("kube-dns", "kube-system", {"k8s-app": "kube-dns"}, dns=53),
+    pod("otel-collector", "observability", {"app": "otel-collector"}, otlp=4317),
+    pod("stranger", "default", {"app": "stranger"}, http=8080),
+    Pod("model-provider", "", (), (("https", 443),), address="203.0.113.10"),
+    Pod("node-local", "", (), (("kubelet", 10250),), address="10.0.0.5"),
+]
+
+
+def selects(selector: Doc, labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values")
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and labels.get(key) in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def peer_matches(peer: Doc, policy_namespace: str, other: Pod) -> bool:
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        if not other.address:
+            return False
+        address = ipaddress.ip_address(other.address)
+        return address in ipaddress.ip_network(block["cidr"]) and not any(
+            address in ipaddress.ip_network(e) for e in block.get("except", [])
+        )
+    if other.address:
+        return False
+    if "namespaceSelector" in peer:
+        namespace_labels = {"kubernetes.io/metadata.name": other.namespace}
+        if not selects(peer["namespaceSelector"], namespace_labels):
+            return False
+    elif other.namespace != policy_namespace:
+        return False
+    return selects(peer.get("podSelector", {}), other.label())
+
+
+def policy_types(policy: Doc) -> list[str]:
+    spec = policy["spec"]
+    return spec.get("policyTypes") or ["Ingress"] + (["Egress"] if "egress" in spec else [])
+
+
+def admitted(policies: list[Doc], subject: Pod, other: Pod, port: int, direction: str) -> bool:
+    """Whether `subject`'s policies let a TCP connection on `port` in from `other`
+    (direction "Ingress") or out to it ("Egress", `port` being `other`'s)."""
+    target = subject if direction == "Ingress" else other
+    peers_key, rules_key = ("from", "ingress") if direction == "Ingress" else ("to", "egress")
+    relevant = [
+        p
+        for p in policies
+        if p["metadata"]["namespace"] == subject.namespace
+        and selects(p["spec"]["podSelector"], subject.label())
+        and direction in policy_types(p)
+    ]
+    if not relevant:
+        return True  # not isolated in this direction
+    for policy in relevant:
+        for rule in policy["spec"].get(rules_key, []):
+            peers = rule.get(peers_key)
+            if peers and not any(
+                peer_matches(peer, policy["metadata"]["namespace"], other) for peer in peers
+            ):
+                continue
+            ports = rule.get("ports")
+            if not ports or any(
+                p.get("protocol", "TCP") == "TCP" and target.port(p["port"]) == port for p in ports
+            ):
+                return True
+    return False
+
+
+def allowed_flows(rendered: Rendered) -> set[tuple[str, str, int]]:
+    policies = list(rendered.of("NetworkPolicy").values())
+    inside = cluster_pods(rendered)
+    flows = set()
+    for source in inside + OUTSIDERS:
+        for target in inside + OUTSIDERS:
+            if source in OUTSIDERS and target in OUTSIDERS:
+                continue
+            for _, port in target.ports:
+                if admitted(policies, target, source, port, "Ingress") and admitted(
+                    policies, source, target, port, "Egress"
+                ):
+                    flows.add((source.name, target.name, port))
+    return flows
+
+
+def intended_flows(rendered: Rendered) -> set[tuple[str, str, int]]:
+    settings = rendered.settings
+    grpc = {
+        service: settings.port_of(service) for service in ("document", "search", "task", "cost")
+    }
+    services = ["document", "search", "search-indexer", "task", "cost"]
+    database_users = [*services, "task-worker", "protomesh-migrate"]
+    poolers = list(rendered.of("Pooler"))
+    protomesh = [*services, "gateway", "task-worker"]
+    metrics = {
+        d["metadata"]["name"]: p["containerPort"]
+        for d in rendered.deployments.values()
+        for c in containers(d)
+        for p in c["ports"]
+        if p["name"] == "metrics"
+    }
+    return {
+        ("ingress-controller", "gateway", settings.gateway.port),
+        ("prometheus", "gateway", settings.gateway.port),
+        *(("gateway", s, port) for s, port in grpc.items()),
+        ("search-indexer", "document", grpc["document"]),
+        *(("task-worker", s, grpc[s]) for s in ("search", "document", "cost")),
+        *((user, "postgres", 5432) for user in database_users),
+        *((user, pooler, 5432) for user in services for pooler in poolers),
+        *((pooler, "postgres", 5432) for pooler in poolers),
+        ("postgres", "postgres", 5432),  # streaming replication
+        ("cnpg-operator", "postgres", 8000),
+        ("prometheus", "postgres", 9187),
+        *(("prometheus", pooler, 9127) for pooler in poolers),
+        *(("prometheus", name, port) for name, port in metrics.items()),
+        *((name, "kube-dns", 53) for name in [*protomesh, "protomesh-migrate"]),
+        *((name, "otel-collector", 4317) for name in protomesh),
+        *((name, "model-provider", 443) for name in ("search", "search-indexer", "task-worker")),
+    }
+
+
+def test_network_policies_allow_exactly_the_intended_flows(rendered: Rendered) -> None:
+    # The database's and the Poolers' own egress (the API server, object storage)
+    # is CloudNativePG's business: only what reaches them, and each other, is ours.
+    operated = {"postgres", *rendered.of("Pooler")}
+    outside = {p.name for p in OUTSIDERS}
+    allowed = {
+        (source, target, port)
+        for source, target, port in allowed_flows(rendered)
+        if not (source in operated and target in outside)
+    }
+    intended = intended_flows(rendered)
+    assert not allowed - intended, (
+        f"{rendered.name}: allowed, not intended: {sorted(allowed - intended)}"
+    )
+    assert not intended - allowed, (
+        f"{rendered.name}: intended, not allowed: {sorted(intended - allowed)}"
+    )
+
+
+def test_every_protomesh_pod_is_isolated_both_ways(rendered: Rendered) -> None:
+    policies = list(rendered.of("NetworkPolicy").values())
+    stranger = next(p for p in OUTSIDERS if p.name == "stranger")
+    for target in cluster_pods(rendered):
+        for direction in ("Ingress", "Egress"):
+            if direction == "Egress" and target.name in ("postgres", *rendered.of("Pooler")):
+                continue  # the operator's pods reach the API server and object storage
+            assert not admitted(policies, target, stranger, 8080, direction), (
+                f"{rendered.name}: {target.name} is not isolated for {direction}"
+            )
+
+
+def test_the_flow_check_catches_a_missing_or_a_loose_policy() -> None:
+    rendered = Rendered("base", render(DEPLOY / "base"))
+    del rendered.by_kind["NetworkPolicy"]["task-worker"]
+    missing = intended_flows(rendered) - allowed_flows(rendered)
+    assert ("task-worker", "search", 50052) in missing
+    rendered = Rendered("base", render(DEPLOY / "base"))
+    rendered.of("NetworkPolicy")["cost"]["spec"]["ingress"][0]["from"] = []
+    loose = allowed_flows(rendered) - intended_flows(rendered)
+    assert ("stranger", "cost", 50054) in loose
