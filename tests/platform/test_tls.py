@@ -24,6 +24,7 @@ from protomesh.document.v1 import document_service_pb2 as pb
 from protomesh.document.v1 import document_service_pb2_grpc as pb_grpc
 from services.document.feed import WatchOptions
 from services.document.service import make_spec as document_spec
+from services.platform.catalog import descriptor
 from services.platform.channels import Dialer
 from services.platform.config import Settings
 from services.platform.server import ServiceServer
@@ -156,6 +157,18 @@ async def test_mutual_tls_between_services_and_https_through_the_gateway(
 def _https(config: GatewayConfig) -> dict[str, object]:
     options = config.uvicorn_options()
     return {k: options[k] for k in ("ssl_certfile", "ssl_keyfile")}
+
+
+async def test_replicas_on_one_machine_are_dialled_as_one_ipv4_target(
+    mutual: Settings, documents: ServiceServer, auth: Metadata
+) -> None:
+    """`protomesh up --replicas N --tls`: clients dial `ipv4:host:p1,host:p2` and
+    check each replica's certificate against the first address's host."""
+    async with running(document_spec(), mutual) as (second, _):
+        target = f"ipv4:127.0.0.1:{documents.port},127.0.0.1:{second.port}"
+        async with Dialer.from_settings(mutual).open(target, [descriptor("document")]) as channel:
+            for i in range(4):
+                await create(channel, auth, f"replica-{i}")
 
 
 async def test_plaintext_is_refused_on_a_tls_port(documents: ServiceServer, auth: Metadata) -> None:
