@@ -8,6 +8,7 @@ port), and stops when the process that started it exits.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -52,15 +53,21 @@ class EmbeddedPostgres:
 
     def _pg_ctl(self, *args: str) -> None:
         # PostgreSQL refuses to run as root; the package runs it as its own system user.
+        # Switch with `setpriv`, not subprocess's `user=`: that makes Python fork
+        # without vfork, so gRPC's fork handlers run in the child, which can crash
+        # before it execs while this process's gRPC servers are busy (seen in the
+        # fault suite's database restarts).
         user = self._server.system_user if self._server is not None else None
+        switch = []
+        if user is not None and os.geteuid() == 0:
+            switch = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
         subprocess.run(
-            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), "-w", *args],
+            [*switch, str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), "-w", *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,
             timeout=60,
-            user=user,
         )
 
     def stop(self) -> None:
