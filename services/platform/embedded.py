@@ -8,8 +8,10 @@ port), and stops when the process that started it exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -36,6 +38,17 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Starts (or reuses) the server; returns the owner DSN of the protomesh database."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if _as_root():
+            # The package starts initdb and pg_ctl with subprocess's `user=` (PostgreSQL
+            # refuses root), which forks without vfork: in a process whose gRPC
+            # servers are busy, gRPC's fork handlers can crash the child. A fresh
+            # interpreter (no gRPC) does that part; here the package adopts the
+            # running server without forking.
+            subprocess.run(
+                [sys.executable, "-m", "services.platform.embedded", str(self.data_dir)],
+                check=True,
+                timeout=120,
+            )
         self._server = get_server(self.data_dir, cleanup_mode="stop")
         admin = self._server.get_uri()
         asyncio.run(_ensure_database(admin, DATABASE))
@@ -59,7 +72,7 @@ class EmbeddedPostgres:
         # fault suite's database restarts).
         user = self._server.system_user if self._server is not None else None
         switch = []
-        if user is not None and os.geteuid() == 0:
+        if user is not None and _as_root():
             switch = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
         subprocess.run(
             [*switch, str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.data_dir), "-w", *args],
@@ -72,8 +85,16 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._server is not None:
+            if _as_root():  # the package's own stop would fork with `user=` too
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    self._pg_ctl("-m", "fast", "stop")
+                self._server.cleanup_mode = None  # stopped: only its bookkeeping is left
             self._server.cleanup()
             self._server = None
+
+
+def _as_root() -> bool:
+    return os.geteuid() == 0
 
 
 async def _ensure_database(admin_dsn: str, name: str) -> None:
@@ -84,3 +105,9 @@ async def _ensure_database(admin_dsn: str, name: str) -> None:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
+
+
+if __name__ == "__main__":
+    # `python -m services.platform.embedded DIR`: start the server in DIR and leave it
+    # running for the caller to adopt (see `EmbeddedPostgres.start`).
+    get_server(Path(sys.argv[1]).resolve(), cleanup_mode=None)
