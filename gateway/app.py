@@ -19,8 +19,7 @@ from pathlib import Path
 from google.protobuf import descriptor_pool
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
@@ -31,6 +30,7 @@ from gateway.comments import Comments
 from gateway.config import GatewayConfig
 from gateway.mcp_http import McpEndpoint
 from gateway.metrics import GatewayMetrics
+from gateway.middleware import Compression, Cors, TranscodeUnrouted
 from gateway.openapi import build_openapi
 from gateway.routing import Router, build_routes
 from gateway.streaming import NDJSON, StreamOptions
@@ -110,19 +110,20 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
 
     # Outermost: a token sent over plain HTTP goes nowhere (gateway/tls.py).
     refuse_plaintext = [Middleware(RefuseTokensOverPlaintext)] if config.tokens_need_tls else []
+    http_routes = [
+        HttpRoute("/healthz", healthz, methods=["GET"]),
+        HttpRoute("/readyz", readyz, methods=["GET"]),
+        HttpRoute("/metrics", metrics_endpoint, methods=["GET"]),
+        HttpRoute("/openapi.json", openapi_endpoint, methods=["GET"]),
+        *mcp.routes(),
+        *a2a_routes(channels, config.base_url),
+    ]
     app = Starlette(
-        routes=[
-            HttpRoute("/healthz", healthz, methods=["GET"]),
-            HttpRoute("/readyz", readyz, methods=["GET"]),
-            HttpRoute("/metrics", metrics_endpoint, methods=["GET"]),
-            HttpRoute("/openapi.json", openapi_endpoint, methods=["GET"]),
-            *mcp.routes(),
-            *a2a_routes(channels, config.base_url),
-        ],
+        routes=http_routes,
         middleware=[
             *refuse_plaintext,
             Middleware(
-                CORSMiddleware,
+                Cors,
                 allow_origins=list(config.cors_origins),
                 allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                 allow_headers=list(ALLOWED_HEADERS),
@@ -130,10 +131,11 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
                 max_age=600,
             ),
             Middleware(
-                GZipMiddleware,
+                Compression,
                 minimum_size=config.gzip_min_bytes,
                 exclude_content_types=(*DEFAULT_EXCLUDED_CONTENT_TYPES, NDJSON),
             ),
+            Middleware(TranscodeUnrouted, routes=http_routes, transcoder=transcoder),
         ],
         lifespan=lifespan,
     )

@@ -22,6 +22,9 @@ from gateway.jsonmap import BindError, find_field, parse_into, resolve_path, tex
 from gateway.query import bind_query
 from gateway.routing import Route
 
+# Headers that fill request fields (`_bind_headers`).
+HEADER_BOUND = ("if-match", "idempotency-key")
+
 
 def bind_request(
     route: Route,
@@ -32,6 +35,28 @@ def bind_request(
     cursor: str | None = None,
 ) -> Message:
     """Builds the request; BindError (→ 400) for anything that does not map."""
+    if (
+        not route.body
+        and not query_items
+        and cursor is None
+        and route.path_attributes is not None
+        and not any(name in headers for name in HEADER_BOUND)
+        and all(value.isascii() for value in path_values.values())
+    ):
+        return _bind_path_only(route, route.path_attributes, path_values)
+    return bind_via_json(route, path_values, query_items, body, headers, cursor)
+
+
+def bind_via_json(
+    route: Route,
+    path_values: Mapping[str, str],
+    query_items: Sequence[tuple[str, str]],
+    body: Any,
+    headers: Mapping[str, str],
+    cursor: str | None = None,
+) -> Message:
+    """The general mapping: every source into one JSON object, parsed by
+    json_format. `bind_request` builds path-only requests directly, the same message."""
     desc = route.method.request_desc
     data: dict[str, Any] = {}
     bound: list[str] = list(route.path_fields())
@@ -54,6 +79,20 @@ def bind_request(
     message = route.method.request_class()
     parse_into(data, message)
     _derive_update_mask(route, desc, data, body, message)
+    return message
+
+
+def _bind_path_only(
+    route: Route, attributes: Sequence[tuple[str, tuple[str, ...]]], path_values: Mapping[str, str]
+) -> Message:
+    """A request set from string path variables alone (a Get or Delete by name):
+    the same message the JSON mapping builds, without building its JSON first."""
+    message = route.method.request_class()
+    for dotted, names in attributes:
+        target: Any = message
+        for name in names[:-1]:
+            target = getattr(target, name)
+        setattr(target, names[-1], path_values[dotted])
     return message
 
 

@@ -34,10 +34,20 @@ class GatewayMetrics:
             ("service", "version"),
             registry=self.registry,
         ).labels("gateway", version()).set(1)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, method: str, code: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(code)).inc()
-        self.duration.labels(route, method).observe(seconds)
+        key = (route, method, code)
+        children = self._children.get(key)
+        if children is None:
+            # Label lookups cost more than the update: done once per label set
+            # (no more entries than the metrics themselves hold).
+            children = self._children[key] = (
+                self.requests.labels(route, method, str(code)),
+                self.duration.labels(route, method),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,6 +13,10 @@ Matching works on the raw (still percent-encoded) request path. A variable that
 spans one segment is fully percent-decoded; a variable spanning several segments
 is decoded except `%2F`/`%2f`, which stay encoded (so a `/` inside a value cannot
 be confused with a segment separator).
+
+A path without `%` needs no decoding, so such paths are matched by one regular
+expression compiled from the template (the same answer as segment by segment,
+`match_segments`; tests/unit/gateway/test_patterns.py checks them against each other).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from urllib.parse import unquote
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -79,6 +84,52 @@ class PathTemplate:
 
     def match(self, raw_path: str) -> dict[str, str] | None:
         """Matches a raw request path; returns decoded variable values or None."""
+        compiled = self.compiled
+        if compiled is None or "%" in raw_path:
+            return self.match_segments(raw_path)
+        found = compiled.fullmatch(raw_path)
+        if found is None:
+            return None
+        return {var.dotted: found.group(f"v{i}") or "" for i, var in enumerate(self.variables)}
+
+    @cached_property
+    def compiled(self) -> re.Pattern[str] | None:
+        """The template as a regular expression over paths without `%` (group `v<i>`
+        is variable i), or None when a literal holds a `/` (from `%2F`)."""
+        if any("/" in s.literal for s in self.segments):
+            return None
+        starts = {var.start: i for i, var in enumerate(self.variables)}
+        ends = {var.end for var in self.variables}
+        pattern = "/"
+        for index, segment in enumerate(self.segments):
+            if index in ends:
+                pattern += ")"
+            variable = starts.get(index)
+            separator = "/" if index else ""
+            if segment.kind is SegmentKind.DEEP_WILDCARD and index:
+                # `**` after other segments takes zero or more parts: "" or "/a/b".
+                inner = f"(?P<v{variable}>.*)" if variable is not None else ".*"
+                pattern += f"(?:/{inner})?"
+                if variable is not None:
+                    ends.discard(index + 1)  # the group closed inside
+                continue
+            pattern += separator
+            if variable is not None:
+                pattern += f"(?P<v{variable}>"
+            if segment.kind is SegmentKind.LITERAL:
+                pattern += re.escape(segment.literal)
+            elif segment.kind is SegmentKind.WILDCARD:
+                pattern += "[^/]+"
+            else:
+                pattern += ".*"
+        if len(self.segments) in ends:
+            pattern += ")"
+        if self.verb:
+            pattern += re.escape(":" + self.verb)
+        return re.compile(pattern, re.DOTALL)
+
+    def match_segments(self, raw_path: str) -> dict[str, str] | None:
+        """`match` segment by segment, decoding as it goes (any path)."""
         if not raw_path.startswith("/"):
             return None
         path = raw_path[1:]

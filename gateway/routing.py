@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
@@ -75,6 +76,12 @@ class MethodInfo:
     def returns_http_body(self) -> bool:
         return bool(self.response_desc.full_name == HTTP_BODY)
 
+    @cached_property
+    def response_has_etag(self) -> bool:
+        """Whether replies carry a string `etag` (answered as the ETag header)."""
+        etag = self.response_desc.fields_by_name.get("etag")
+        return etag is not None and etag.type == FieldDescriptor.TYPE_STRING
+
 
 @dataclass(frozen=True)
 class Route:
@@ -89,6 +96,33 @@ class Route:
     def operation_id(self) -> str:
         base = f"{self.method.service.rsplit('.', 1)[-1]}_{self.method.name}"
         return base if self.binding_index == 0 else f"{base}_{self.binding_index}"
+
+    @cached_property
+    def response_body_json_name(self) -> str:
+        """The JSON name of the `response_body` field ("" when the rule has none)."""
+        if not self.response_body:
+            return ""
+        return str(self.method.response_desc.fields_by_name[self.response_body].json_name)
+
+    @cached_property
+    def path_attributes(self) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+        """Each path variable with the field names that lead to it, when every one is
+        a string field reached through plain singular messages, so the value can be
+        set as an attribute just as the JSON mapping would set it; None otherwise."""
+        chains: list[tuple[str, tuple[str, ...]]] = []
+        for var in self.template.variables:
+            fields = resolve_path(self.method.request_desc, var.dotted)
+            leaf = fields[-1]
+            if leaf.type != FieldDescriptor.TYPE_STRING or is_repeated(leaf):
+                return None
+            if any(message_name(p).startswith("google.protobuf.") for p in fields[:-1]):
+                return None
+            if len(self.template.variables) > 1 and any(f.containing_oneof for f in fields):
+                return None  # two values in one oneof are a 400 the mapping must raise
+            chains.append((var.dotted, tuple(field.name for field in fields)))
+        if len({names for _, names in chains}) != len(chains):
+            return None  # one field named twice (by proto and JSON name)
+        return tuple(chains)
 
     def path_fields(self) -> tuple[str, ...]:
         return tuple(v.dotted for v in self.template.variables)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -24,7 +24,8 @@ from google.protobuf.message import Message
 from starlette.types import Receive, Send
 
 from gateway.errors import GatewayError, from_rpc_error
-from gateway.jsonmap import dumps, to_json
+from gateway.jsonmap import dumps
+from gateway.printer import JsonPrinter
 from gateway.responses import HeaderList, send_body, send_error, send_start
 from gateway.routing import Route
 
@@ -47,6 +48,11 @@ class StreamOptions:
     heartbeat_seconds: float = 15.0
     first_message_seconds: float = 0.25
     emit_unpopulated: bool = True
+    # How messages become JSON (with `emit_unpopulated`), for streams and unary replies.
+    printer: JsonPrinter = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "printer", JsonPrinter(self.emit_unpopulated))
 
 
 def negotiate(headers: dict[str, str]) -> StreamFormat:
@@ -83,9 +89,9 @@ async def wait_disconnect(receive: Receive) -> None:
 def encode_message(
     route: Route, message: Message, fmt: StreamFormat, options: StreamOptions
 ) -> bytes:
-    payload = to_json(message, options.emit_unpopulated)
+    payload = options.printer.to_json(message)
     if route.response_body:
-        payload = payload.get(_json_name(route), None) if isinstance(payload, dict) else None
+        payload = payload.get(route.response_body_json_name) if isinstance(payload, dict) else None
     data = dumps(payload)
     if fmt is StreamFormat.NDJSON:
         return data + b"\n"
@@ -107,11 +113,6 @@ def _call_error(exc: BaseException) -> GatewayError:
     if isinstance(exc, grpc.RpcError):
         return from_rpc_error(exc)
     return GatewayError(499, "CANCELLED", "the call was cancelled")
-
-
-def _json_name(route: Route) -> str:
-    field = route.method.response_desc.fields_by_name[route.response_body]
-    return str(field.json_name)
 
 
 @contextlib.asynccontextmanager

@@ -24,7 +24,7 @@ from gateway.backends import Backends
 from gateway.binding import bind_request
 from gateway.errors import GatewayError, bad_request, from_rpc_error, internal
 from gateway.headers import REQUEST_ID, metadata_from, request_id_of, timeout_from
-from gateway.jsonmap import BindError, dumps, loads, to_json
+from gateway.jsonmap import BindError, dumps, loads
 from gateway.metrics import UNMATCHED, GatewayMetrics
 from gateway.query import parse_query_string
 from gateway.responses import JSON, HeaderList, send_complete, send_error
@@ -162,20 +162,25 @@ class Transcoder:
         send: Send,
         disconnected: asyncio.Future[Any],
     ) -> int:
-        reply = asyncio.ensure_future(_await(call))
-        done, _ = await asyncio.wait({reply, disconnected}, return_when=asyncio.FIRST_COMPLETED)
-        if reply not in done:
+        # grpc.aio runs the call in a task of its own: await it here, and let a client
+        # that goes away cancel it (no second task, no asyncio.wait per request).
+        def cancel_call(_: asyncio.Future[Any]) -> None:
             call.cancel()
-            reply.cancel()
-            with contextlib.suppress(asyncio.CancelledError, grpc.RpcError):
-                await reply
-            return 499
+
+        disconnected.add_done_callback(cancel_call)
         try:
-            response = reply.result()
+            response = await call
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if disconnected.done() and not (current and current.cancelling()):
+                return 499
+            raise
         except grpc.RpcError as exc:
             error = from_rpc_error(exc)
             await send_error(send, error, request.response_headers)
             return error.http_status
+        finally:
+            disconnected.remove_done_callback(cancel_call)
         headers = list(request.response_headers)
         with contextlib.suppress(grpc.RpcError, AttributeError):
             for key, value in await call.initial_metadata() or ():
@@ -193,13 +198,11 @@ class Transcoder:
             content_type = fields.content_type or "application/octet-stream"
             await send_complete(send, status, content_type, bytes(fields.data), headers)
             return
-        etag = response.DESCRIPTOR.fields_by_name.get("etag")
-        if etag is not None and etag.type == etag.TYPE_STRING and fields.etag:
+        if route.method.response_has_etag and fields.etag:
             headers = [*headers, (b"etag", f'"{fields.etag}"'.encode())]
-        payload = to_json(response, self.stream_options.emit_unpopulated)
+        payload = self.stream_options.printer.to_json(response)
         if route.response_body:
-            field = route.method.response_desc.fields_by_name[route.response_body]
-            payload = payload.get(field.json_name)
+            payload = payload.get(route.response_body_json_name)
         await send_complete(send, status, JSON, dumps(payload), headers)
 
     async def _pump_lines(
@@ -301,8 +304,3 @@ class Transcoder:
 
 def _first(errors: list[GatewayError]) -> Callable[[], GatewayError | None]:
     return lambda: errors[0] if errors else None
-
-
-async def _await(call: Any) -> Message:
-    response: Message = await call
-    return response

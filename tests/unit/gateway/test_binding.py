@@ -6,11 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from gateway.binding import bind_request
+from gateway.binding import bind_request, bind_via_json
 from gateway.fieldmask import paths_from_body
 from gateway.jsonmap import BindError, loads, to_json
-from gateway.routing import Router, build_routes
+from gateway.routing import Route, Router, build_routes
+from services.platform.catalog import FULL_NAMES, PROTOMESH_SERVICES, descriptor
 from tests.integration.gateway.harness import SERVICE, Compiled
 
 
@@ -190,3 +193,48 @@ def test_field_mask_paths_stop_at_maps_and_well_known_types(compiled: Compiled) 
     desc = compiled.pb2.Thing.DESCRIPTOR
     body = {"labels": {"a": "b"}, "createTime": "x", "settings": {"size": 1}, "unknown": 1}
     assert paths_from_body(desc, body) == ["labels", "create_time", "settings.size"]
+
+
+# --- path-only requests: built directly, the same as through the JSON mapping ---
+
+
+@pytest.fixture(scope="module")
+def all_routes(compiled: Compiled) -> list[Route]:
+    for key in FULL_NAMES:
+        descriptor(key)  # registers the service in the default pool
+    return build_routes([SERVICE, *PROTOMESH_SERVICES])
+
+
+def test_path_only_routes_exist_for_gets_and_deletes_by_name(all_routes: list[Route]) -> None:
+    direct = [r for r in all_routes if r.path_attributes is not None]
+    assert any(r.method.name == "GetThing" for r in direct)
+    assert any(r.method.name == "GetDocument" for r in direct)
+    nested = next(r for r in all_routes if r.template.source == "/v1/echo/{nested.label}")
+    assert nested.path_attributes == (("nested.label", ("nested", "label")),)
+
+
+PATH_TEXT = st.text(st.characters(codec="ascii", exclude_characters="/"), min_size=1, max_size=12)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_path_only_binding_equals_the_json_mapping(
+    all_routes: list[Route], data: st.DataObject
+) -> None:
+    routes = [r for r in all_routes if r.path_attributes is not None and not r.body]
+    route = data.draw(st.sampled_from(routes))
+    values = {dotted: data.draw(PATH_TEXT) for dotted, _ in route.path_attributes or ()}
+    direct = bind_request(route, values, [], None, {})
+    assert direct == bind_via_json(route, values, [], None, {})
+    assert direct.SerializeToString(deterministic=True) == bind_via_json(
+        route, values, [], None, {}
+    ).SerializeToString(deterministic=True)
+
+
+def test_header_bound_fields_and_queries_still_use_the_json_mapping(router: Router) -> None:
+    request = bind(router, "DELETE", "/v1/things/a", headers={"if-match": '"v3"'})
+    assert (request.name, request.etag) == ("things/a", "v3")
+    listed = bind(router, "GET", "/v1/things/a", query="readMask=title")
+    assert list(listed.read_mask.paths) == ["title"]

@@ -119,3 +119,52 @@ def test_arbitrary_text_never_breaks_parser_or_matcher(text: str) -> None:
         pass
     for template in KNOWN:
         template.match(text)
+
+
+# --- the compiled expression answers as the segment-by-segment matcher does ---
+
+TEMPLATES = [
+    *(t for t, _, _ in MATCHES),
+    *(t for t, _ in MISMATCHES),
+    "/**",
+    "/{all=**}",
+    "/v1/{name=shelves/**}",
+    "/v1/{a}/{b=x/*/y}/{c=**}",
+    "/v1/{name=things/*}/**:verb",
+    "/v1/a.b~c/{x}",
+]
+SIMPLE_PATH = st.lists(
+    st.sampled_from([*list("/:.-_~abcxyz019 \n"), "things", "v1", "shelves", "deep", "verb"]),
+    max_size=16,
+).map(lambda parts: "/" + "".join(parts))
+
+
+def test_every_known_template_compiles() -> None:
+    for source in TEMPLATES:
+        assert parse_template(source).compiled is not None
+
+
+def test_a_literal_holding_a_slash_is_matched_segment_by_segment() -> None:
+    template = parse_template("/v1/a%2Fb/{x}")
+    assert template.compiled is None
+    assert template.match("/v1/a%2Fb/1") == {"x": "1"}
+    assert template.match("/v1/a/b/1") is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(TEMPLATES), SIMPLE_PATH)
+def test_compiled_template_matches_like_segments(source: str, path: str) -> None:
+    template = parse_template(source)
+    assert template.match(path) == template.match_segments(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TEMPLATE_ALPHABET, max_size=20).map("".join), SIMPLE_PATH)
+def test_fuzzed_templates_match_like_segments(source: str, path: str) -> None:
+    try:
+        template = parse_template(source)
+    except TemplateError:
+        return
+    for candidate in (path, source, source.replace("{", "").replace("}", "")):
+        if "%" not in candidate:
+            assert template.match(candidate) == template.match_segments(candidate)
