@@ -274,6 +274,15 @@ class LeanHttp:
         self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def call(self) -> None:
+        try:
+            await self._call()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The server closed the idle connection (uvicorn's keep-alive timeout is
+            # 5 s, shorter than a round of the other targets): once more, anew.
+            await self.close()
+            await self._call()
+
+    async def _call(self) -> None:
         if self.streams is None:
             self.streams = await asyncio.open_connection(self.host, self.port)
         reader, writer = self.streams
@@ -290,8 +299,10 @@ class LeanHttp:
 
     async def close(self) -> None:
         if self.streams is not None:
-            self.streams[1].close()
-            await self.streams[1].wait_closed()
+            writer, self.streams = self.streams[1], None
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
 
 async def _measure(
