@@ -5,7 +5,7 @@ attribution until it is committed (the actual usage is recorded), released (the
 call did not happen) or expired (its ttl passed). The hot-path functions in
 sql/migrations/ apply a call in one statement and report what they found as an
 outcome (`reserved`, `replayed`, `exhausted`, `committed`, `released`,
-`settled`, `expired`, `not_found`, `price_changed`, `recorded`); this module
+`settled`, `expired`, `not_found`, `price_changed`, `recorded`, `charged`); this module
 says what each outcome means for the caller: a new result, the replay of an
 earlier call, or a refusal (a `Refusal`, which the servicer maps to a status).
 
@@ -41,7 +41,7 @@ STATE_NAMES: dict[int, str] = {
     EXPIRED: "EXPIRED",
 }
 
-# Outcomes of the hot-path functions (sql/migrations/0001_cost.sql, 0002).
+# Outcomes of the hot-path functions (sql/migrations/0001_cost.sql, 0002, 0003).
 RESERVED = "reserved"
 REPLAYED = "replayed"
 EXHAUSTED = "exhausted"
@@ -49,6 +49,7 @@ SETTLED = "settled"
 NOT_FOUND = "not_found"
 PRICE_CHANGED = "price_changed"
 RECORDED = "recorded"
+CHARGED = "charged"
 # The outcome of the call that moves an active reservation to a state.
 SETTLING: dict[int, str] = {COMMITTED: "committed", RELEASED: "released"}
 
@@ -153,6 +154,22 @@ def usage_digest(request: pb.RecordUsageRequest, attribution: pb.Attribution) ->
     return request_digest(fingerprint)
 
 
+def charge_digest(request: pb.ChargeRequest, attribution: pb.Attribution) -> bytes:
+    """Charge's fingerprint: the request as attributed, without its request id
+    (the key it is stored under)."""
+    fingerprint = pb.ChargeRequest()
+    fingerprint.CopyFrom(request)
+    fingerprint.request_id = ""
+    fingerprint.attribution.CopyFrom(attribution)
+    return request_digest(fingerprint)
+
+
+def charge_key(request_id: str) -> str:
+    """The idempotency key of a charge's usage record: its own namespace, so that
+    neither RecordUsage keys (no `/`) nor commits (`reservations/…`) meet it."""
+    return f"charges/{request_id}"
+
+
 def commit_digest(request: pb.CommitReservationRequest) -> bytes:
     """CommitReservation's fingerprint (stored with the usage record it writes)."""
     return request_digest(request)
@@ -198,6 +215,34 @@ def settle_answer(outcome: str, reservation: Mapping[str, Any] | None, wanted: i
     if outcome == SETTLED and state == wanted:
         return Answer.REPLAY
     raise NotActive(state, wanted)
+
+
+def charge_answer(
+    outcome: str, row: Mapping[str, Any], request_id: str, digest: bytes, amount_micros: int
+) -> Answer:
+    """What Charge's outcome means: Reserve's refusal when a hard budget has no
+    room, and a request id seen before replays its record if the request is the
+    same (ALREADY_EXISTS otherwise)."""
+    if outcome == EXHAUSTED:
+        raise BudgetExhausted(
+            row["budget_id"], row["limit_micros"], row["used_micros"], amount_micros
+        )
+    if outcome == PRICE_CHANGED:
+        raise PriceChanged()
+    if outcome == REPLAYED:
+        usage = row["usage"]
+        ensure_replay(
+            usage["request_hash"],
+            digest,
+            "request_id",
+            request_id,
+            "a different charge",
+            metadata={"usage_record": f"usageRecords/{usage['id']}"},
+        )
+        return Answer.REPLAY
+    if outcome == CHARGED:
+        return Answer.NEW
+    raise ValueError(f"unknown Charge outcome {outcome!r}")
 
 
 def record_answer(outcome: str, usage: Mapping[str, Any] | None, key: str, digest: bytes) -> Answer:

@@ -3,9 +3,10 @@
 `make_spec` takes the tunables tests and benchmarks change: the clock (tests move
 time instead of sleeping), the tiers, the sweeper interval and stream options.
 At start-up the default price book (`prices.json`) is loaded idempotently.
-The hot path (reserve, commit, release, record usage) runs on a pool of its own
-whose connections skip asyncpg's per-release reset query (see
-`services.cost.store.keep_session`); everything else uses the runtime's pool.
+The hot path (reserve, commit, release, record usage, charge) runs on a pool of
+its own whose connections skip asyncpg's per-release reset query (see
+`services.cost.store.keep_session`), through group commit (`CostOptions.
+group_commit_max_batch`); everything else uses the runtime's pool.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def make_spec(
             reset=keep_session,
             statement_cache_size=settings.db_statement_cache_size,
         )
-        store = CostStore(runtime.pool, hot_pool)
+        store = CostStore(
+            runtime.pool, hot_pool, max_batch=(options or CostOptions()).group_commit_max_batch
+        )
         await load_price_book(store)
         prices = CachedPriceBook(store.load_prices)
         await prices.reload()

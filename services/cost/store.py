@@ -1,6 +1,7 @@
 """Persistence of CostService: the named queries in `sql/queries.sql` and the
-hot-path functions of the migration, each run as one statement (one round trip)
-or inside a tenant transaction (row-level security keeps tenants apart).
+hot-path functions of the migrations, each run as one statement (one round trip;
+several calls of a tenant per statement under load, see `group_commit`) or inside
+a tenant transaction (row-level security keeps tenants apart).
 
 Outcomes of the hot-path functions are returned as `Outcome` values; turning
 them into errors is the servicer's business.
@@ -16,6 +17,7 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from services.cost.group_commit import GroupCommit
 from services.cost.money import Rates
 from services.cost.periods import Period, period_start
 from services.cost.pricebook import DEFAULT_CURRENCY, PriceVersion
@@ -63,6 +65,122 @@ class BudgetFields:
     alert_thresholds: list[int]
 
 
+@dataclass(frozen=True)
+class HotCall:
+    """One hot-path call: its kind, its tenant and its arguments by name (the
+    column names of `cost.hot_batch`'s calls)."""
+
+    kind: str
+    tenant: str
+    args: dict[str, Any]
+
+
+# Each kind's SQL function (its named query), and the order of its arguments after
+# the tenant.
+HOT_QUERIES = {
+    "reserve": "reserve",
+    "commit": "commit_reservation",
+    "release": "release_reservation",
+    "record": "record_usage",
+    "charge": "charge",
+}
+_USAGE = (
+    "usage_id",
+    "key",
+    "request_hash",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "provenance",
+)
+HOT_ARGUMENTS: dict[str, tuple[str, ...]] = {
+    "reserve": (
+        "id",
+        "key",
+        "request_hash",
+        "amount",
+        "user_id",
+        "api_key_id",
+        "task",
+        "now_time",
+        "expire_time",
+        "period_starts",
+    ),
+    "commit": (
+        "id",
+        *(name for name in _USAGE if name != "key"),
+        "amount",
+        "currency_code",
+        "price_version",
+        "now_time",
+        "period_starts",
+    ),
+    "release": ("id", "now_time"),
+    "record": (
+        *_USAGE,
+        "user_id",
+        "api_key_id",
+        "task",
+        "usage_time",
+        "amount",
+        "currency_code",
+        "price_version",
+        "period_starts",
+        "now_time",
+    ),
+    "charge": (
+        *_USAGE,
+        "user_id",
+        "api_key_id",
+        "task",
+        "amount",
+        "currency_code",
+        "price_version",
+        "now_time",
+        "period_starts",
+    ),
+}
+
+
+def _usage_args(usage: UsageInput) -> dict[str, Any]:
+    return {
+        "usage_id": usage.usage_id,
+        "request_hash": usage.request_hash,
+        "model": usage.model,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "provenance": usage.provenance,
+        "amount": usage.amount_micros,
+        "currency_code": usage.currency_code,
+        "price_version": usage.price_version,
+    }
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    return value
+
+
+def _json_args(args: dict[str, Any]) -> dict[str, Any]:
+    return {name: _json_value(value) for name, value in args.items()}
+
+
+def rolled_back(exc: BaseException) -> bool:
+    """Whether a failed statement certainly wrote nothing: PostgreSQL reported the
+    error (the statement's implicit transaction was rolled back). A lost
+    connection may have lost the answer of a commit instead."""
+    return isinstance(exc, asyncpg.PostgresError)
+
+
 def price_version_of(row: Row) -> PriceVersion:
     return PriceVersion(
         model=row["model"],
@@ -91,11 +209,19 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 
 class CostStore:
     """`pool` serves everything; `hot_pool` (default: `pool`) serves the one-statement
-    hot-path functions (reserve, commit, release, record usage)."""
+    hot-path functions (reserve, commit, release, record usage, charge), at most
+    `max_batch` calls of a tenant per statement (1: every call alone)."""
 
-    def __init__(self, pool: Pool, hot_pool: Pool | None = None) -> None:
+    def __init__(self, pool: Pool, hot_pool: Pool | None = None, max_batch: int = 64) -> None:
         self.pool = pool
         self.hot_pool = hot_pool or pool
+        self.group_commit: GroupCommit[HotCall, Outcome] = GroupCommit(
+            self._run_one,
+            self._run_many,
+            key=lambda call: call.tenant,
+            rolled_back=rolled_back,
+            max_batch=max_batch,
+        )
 
     # -- price book ---------------------------------------------------------
 
@@ -142,6 +268,9 @@ class CostStore:
         return rows
 
     # -- the hot path -------------------------------------------------------
+    # Every call goes through group commit (`services.cost.group_commit`): alone
+    # when nothing else of its tenant is being written, else with the calls that
+    # queued meanwhile, as one `cost.hot_batch` statement.
 
     async def reserve(
         self,
@@ -156,22 +285,24 @@ class CostStore:
         period_starts: Sequence[datetime],
     ) -> Outcome:
         user, api_key, task = attribution
-        row = await self.hot_pool.fetchrow(
-            Q["reserve"],
-            tenant,
-            reservation_id,
-            request_id or None,
-            request_hash,
-            amount,
-            user,
-            api_key,
-            task,
-            now,
-            expire_time,
-            list(period_starts),
+        return await self.group_commit.submit(
+            HotCall(
+                "reserve",
+                tenant,
+                {
+                    "id": reservation_id,
+                    "key": request_id or None,
+                    "request_hash": request_hash,
+                    "amount": amount,
+                    "user_id": user,
+                    "api_key_id": api_key,
+                    "task": task,
+                    "now_time": now,
+                    "expire_time": expire_time,
+                    "period_starts": list(period_starts),
+                },
+            )
         )
-        assert row is not None
-        return Outcome(row["outcome"], row)
 
     async def commit(
         self,
@@ -181,31 +312,23 @@ class CostStore:
         now: datetime,
         period_starts: Sequence[datetime],
     ) -> Outcome:
-        row = await self.hot_pool.fetchrow(
-            Q["commit_reservation"],
-            tenant,
-            reservation_id,
-            usage.usage_id,
-            usage.request_hash,
-            usage.model,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cached_input_tokens,
-            usage.cache_write_tokens,
-            usage.provenance,
-            usage.amount_micros,
-            usage.currency_code,
-            usage.price_version,
-            now,
-            list(period_starts),
+        return await self.group_commit.submit(
+            HotCall(
+                "commit",
+                tenant,
+                {
+                    "id": reservation_id,
+                    **_usage_args(usage),
+                    "now_time": now,
+                    "period_starts": list(period_starts),
+                },
+            )
         )
-        assert row is not None
-        return Outcome(row["outcome"], row)
 
     async def release(self, tenant: str, reservation_id: str, now: datetime) -> Outcome:
-        row = await self.hot_pool.fetchrow(Q["release_reservation"], tenant, reservation_id, now)
-        assert row is not None
-        return Outcome(row["outcome"], row)
+        return await self.group_commit.submit(
+            HotCall("release", tenant, {"id": reservation_id, "now_time": now})
+        )
 
     async def record_usage(
         self,
@@ -218,30 +341,64 @@ class CostStore:
         now: datetime,
     ) -> Outcome:
         user, api_key, task = attribution
+        return await self.group_commit.submit(
+            HotCall(
+                "record",
+                tenant,
+                {
+                    "key": idempotency_key,
+                    **_usage_args(usage),
+                    "user_id": user,
+                    "api_key_id": api_key,
+                    "task": task,
+                    "usage_time": usage_time,
+                    "period_starts": list(period_starts),
+                    "now_time": now,
+                },
+            )
+        )
+
+    async def charge(
+        self,
+        tenant: str,
+        idempotency_key: str,
+        usage: UsageInput,
+        attribution: tuple[str, str, str],
+        now: datetime,
+        period_starts: Sequence[datetime],
+    ) -> Outcome:
+        """Reserve + commit of `usage` in one transaction (`cost.charge`)."""
+        user, api_key, task = attribution
+        return await self.group_commit.submit(
+            HotCall(
+                "charge",
+                tenant,
+                {
+                    "key": idempotency_key,
+                    **_usage_args(usage),
+                    "user_id": user,
+                    "api_key_id": api_key,
+                    "task": task,
+                    "now_time": now,
+                    "period_starts": list(period_starts),
+                },
+            )
+        )
+
+    async def _run_one(self, call: HotCall) -> Outcome:
+        names = HOT_ARGUMENTS[call.kind]
         row = await self.hot_pool.fetchrow(
-            Q["record_usage"],
-            tenant,
-            usage.usage_id,
-            idempotency_key,
-            usage.request_hash,
-            usage.model,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.cached_input_tokens,
-            usage.cache_write_tokens,
-            usage.provenance,
-            user,
-            api_key,
-            task,
-            usage_time,
-            usage.amount_micros,
-            usage.currency_code,
-            usage.price_version,
-            list(period_starts),
-            now,
+            Q[HOT_QUERIES[call.kind]], call.tenant, *(call.args[name] for name in names)
         )
         assert row is not None
         return Outcome(row["outcome"], row)
+
+    async def _run_many(self, calls: Sequence[HotCall]) -> list[Outcome]:
+        ops = [{"n": n, "kind": call.kind, **_json_args(call.args)} for n, call in enumerate(calls)]
+        rows = await self.hot_pool.fetch(Q["hot_batch"], calls[0].tenant, ops)
+        by_call = sorted(rows, key=lambda row: row["n"])
+        assert [row["n"] for row in by_call] == list(range(len(calls)))
+        return [Outcome(row["outcome"], row) for row in by_call]
 
     async def expire_reservations(self, now: datetime, limit: int) -> int:
         async with settings_transaction(self.pool, cost_sweeper="on") as conn:

@@ -201,6 +201,7 @@ async def world(cluster: Cluster) -> World:
         "usage_key": f"iso-usage-{tag}",
         "user": f"iso-user-{tag}",
         "reservation_request": f"iso-res-req-{tag}",
+        "charge_request": f"iso-charge-req-{tag}",
     }
     ids["doc"] = f"documents/{ids['doc_id']}"
     ids["content"] = f"The {ids['word']} keeps the {ids['secret']} ledger."
@@ -239,6 +240,10 @@ async def world(cluster: Cluster) -> World:
     )
     ids["reservation"] = reservation.name
     ids["reservation_id"] = reservation.name.removeprefix("reservations/")
+    charged = await _unary(
+        cluster, "/protomesh.cost.v1.CostService/Charge", owner_charge_request(ids), a
+    )
+    ids["charge"] = charged.usage_record.name
 
     # The intruder's own marks: what its feeds and reports must show, and nothing else.
     mark = await _unary(
@@ -337,6 +342,14 @@ def owner_usage_request(i: Ids) -> cost_pb.RecordUsageRequest:
         usage=cost_pb.TokenUsage(model="gpt-4o-mini", input_tokens=4321, output_tokens=1234),
         attribution=cost_pb.Attribution(user_id=i["user"], task=i["task"]),
         idempotency_key=i["usage_key"],
+    )
+
+
+def owner_charge_request(i: Ids) -> cost_pb.ChargeRequest:
+    return cost_pb.ChargeRequest(
+        usage=cost_pb.TokenUsage(model="gpt-4o-mini", input_tokens=2345, output_tokens=678),
+        attribution=cost_pb.Attribution(user_id=i["user"], task=i["task"]),
+        request_id=i["charge_request"],
     )
 
 
@@ -449,6 +462,10 @@ def only_intruder_usage(world: World, payload: Any) -> None:
     assert keys == world.intruder_usage_keys, keys
 
 
+def a_new_charge(world: World, payload: Any) -> None:
+    assert payload["usageRecord"]["name"] != world.ids["charge"], payload
+
+
 def a_new_budget_without_spend(world: World, payload: Any) -> None:
     assert int(payload["spentMicros"]) == 0, payload
     assert int(payload["reservedMicros"]) == 0, payload
@@ -530,6 +547,11 @@ def _export(i: Ids) -> cost_pb.ExportSpendRequest:
 
 
 DOCUMENT_BODY = {"title": "{title}", "content": "{content}", "labels": {"iso": "{label}"}}
+CHARGE_BODY = {
+    "usage": {"model": "gpt-4o-mini", "inputTokens": 2345, "outputTokens": 678},
+    "attribution": {"userId": "{user}", "task": "{task}"},
+    "requestId": "{charge_request}",
+}
 USAGE_BODY = {
     "usage": {"model": "gpt-4o-mini", "inputTokens": 4321, "outputTokens": 1234},
     "attribution": {"userId": "{user}", "task": "{task}"},
@@ -904,6 +926,17 @@ CASES: dict[str, tuple[Case, ...]] = {
         _not_found(
             lambda i: cost_pb.ReleaseReservationRequest(name=i["reservation"]),
             {"CostService_ReleaseReservation": Rest(RESERVATION, body={})},
+        ),
+    ),
+    # A's request id in another tenant is that tenant's own charge, never A's replay,
+    # and A's budgets are neither limits for it nor spent by it (the owner snapshot).
+    "/protomesh.cost.v1.CostService/Charge": (
+        Case(
+            owner_charge_request,
+            grpc.StatusCode.OK,
+            {"CostService_Charge": Rest(body=CHARGE_BODY)},
+            fresh_intruder=True,
+            check=a_new_charge,
         ),
     ),
     "/protomesh.cost.v1.CostService/GetSpendReport": tuple(

@@ -66,6 +66,10 @@ VALID_BODIES: dict[str, Any] = {
     "CostService_UpdateBudget": {"displayName": "d"},
     "CostService_Reserve": {"amountMicros": 1},
     "CostService_CommitReservation": {"usage": {"model": "gpt-4o-mini"}},
+    "CostService_Charge": {
+        "usage": {"model": "gpt-4o-mini", "inputTokens": 1},
+        "requestId": "k1",
+    },
 }
 VALID_QUERIES: dict[str, dict[str, str]] = {"SearchService_Search_1": {"query": "q"}}
 

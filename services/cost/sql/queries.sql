@@ -1,6 +1,6 @@
 -- Named queries of CostService (`-- name: x` blocks), called by services/cost/store.py.
--- The hot path (reserve, commit, release, record usage, sweep) is the functions
--- in migrations/0001_cost.sql; these are the rest.
+-- The hot path (reserve, commit, release, record usage, charge, sweep) is the
+-- functions in migrations/ (0001, 0003); the queries calling them are at the end.
 
 -- name: all_prices
 SELECT * FROM cost.prices ORDER BY model, version;
@@ -170,6 +170,14 @@ SELECT * FROM cost.release_reservation($1, $2, $3);
 
 -- name: record_usage
 SELECT * FROM cost.record_usage($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19);
+
+-- name: charge
+SELECT * FROM cost.charge($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18);
+
+-- name: hot_batch
+-- Group commit (migrations/0003): several of the calls above, of one tenant, in
+-- one statement; $2 is a JSON array of calls, one answer row per call.
+SELECT * FROM cost.hot_batch($1, $2::jsonb);
 
 -- name: expire_reservations
 SELECT cost.expire_reservations($1, $2);

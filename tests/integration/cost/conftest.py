@@ -6,14 +6,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
 
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
+from services.cost.group_commit import GroupCommit
 from services.cost.periods import utc_now
 from services.cost.service import make_spec
-from services.cost.servicer import CostOptions
+from services.cost.servicer import CostOptions, CostServicer
 from services.platform.config import Settings
 from services.platform.server import ServiceServer
 from tests.conftest import ALL_SCOPES, running
@@ -61,6 +63,14 @@ async def cost_server(
 @pytest.fixture(scope="session")
 def stub(cost_server: tuple[ServiceServer, grpc.aio.Channel]) -> pb_grpc.CostServiceStub:
     return pb_grpc.CostServiceStub(cost_server[1])
+
+
+@pytest.fixture(scope="session")
+def group_commit(cost_server: tuple[ServiceServer, grpc.aio.Channel]) -> GroupCommit[Any, Any]:
+    """The served CostService's group commit (its counters say how calls were batched)."""
+    servicer = cost_server[0]._parts.servicer
+    assert isinstance(servicer, CostServicer)
+    return servicer.store.group_commit
 
 
 @pytest.fixture

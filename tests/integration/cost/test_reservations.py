@@ -1,10 +1,12 @@
-"""Reserve → Commit | Release: the hard-limit invariant under concurrency,
-expiry, commits above the estimate, idempotency and terminal states."""
+"""Reserve → Commit | Release, and Charge: the hard-limit invariant under
+concurrency (calls written in group-commit batches), expiry, commits above the
+estimate, idempotency and terminal states."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -13,6 +15,7 @@ from google.rpc import error_details_pb2
 
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
+from services.cost.group_commit import GroupCommit
 from tests.integration.conftest import Metadata
 from tests.integration.cost.conftest import MovableClock
 from tests.integration.cost.helpers import detail, micro_per_token_model, tenant_budget
@@ -77,6 +80,90 @@ async def test_200_concurrent_reserves_against_room_for_50_admit_exactly_50(
     # The freed room is exactly limit - spent.
     ok, _ = await reserve_many(stub, auth, 100, UNIT)
     assert len(ok) == (50 * UNIT - total) // UNIT
+
+
+async def test_200_concurrent_reserves_and_charges_against_room_for_50_admit_exactly_50(
+    stub: pb_grpc.CostServiceStub,
+    auth: Metadata,
+    admin: Metadata,
+    group_commit: GroupCommit[Any, Any],
+) -> None:
+    model = await micro_per_token_model(stub, admin)
+    budget = await tenant_budget(stub, auth, hard=50 * UNIT)
+    usage = pb.TokenUsage(model=model, input_tokens=UNIT)  # costs exactly UNIT
+    batched_before = group_commit.calls_written - group_commit.batches_written
+
+    async def one(i: int) -> pb.Reservation | pb.ChargeResponse | grpc.aio.AioRpcError:
+        try:
+            if i % 2:
+                return await stub.Charge(
+                    pb.ChargeRequest(usage=usage, request_id=f"mixed-{i}"), metadata=auth
+                )
+            return await stub.Reserve(pb.ReserveRequest(amount_micros=UNIT), metadata=auth)
+        except grpc.aio.AioRpcError as exc:
+            return exc
+
+    results = await asyncio.gather(*(one(i) for i in range(200)))
+    held = [r for r in results if isinstance(r, pb.Reservation)]
+    charged = [r for r in results if isinstance(r, pb.ChargeResponse)]
+    failed = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(held) + len(charged) == 50
+    assert len(failed) == 150
+    assert {e.code() for e in failed} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    quota = detail(failed[0], error_details_pb2.QuotaFailure)
+    assert quota is not None
+    assert quota.violations[0].subject == budget.name
+    got = await stub.GetBudget(pb.GetBudgetRequest(name=budget.name), metadata=auth)
+    assert (got.spent_micros, got.reserved_micros) == (len(charged) * UNIT, len(held) * UNIT)
+    # Calls were written in batches (group commit), and the invariant held all the same.
+    assert group_commit.calls_written - group_commit.batches_written > batched_before
+
+    # Commits and more charges race: the holds turn into spend, the charges find no room.
+    async def settle(r: pb.Reservation) -> pb.Reservation:
+        return await stub.CommitReservation(
+            pb.CommitReservationRequest(name=r.name, usage=usage), metadata=auth
+        )
+
+    late = await asyncio.gather(
+        *(settle(r) for r in held),
+        *(one(2 * i + 1001) for i in range(50)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, pb.Reservation) for r in late[: len(held)])
+    assert all(
+        isinstance(r, grpc.aio.AioRpcError) and r.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        for r in late[len(held) :]
+    )
+    got = await stub.GetBudget(pb.GetBudgetRequest(name=budget.name), metadata=auth)
+    assert (got.spent_micros, got.reserved_micros) == (50 * UNIT, 0)
+    report = await stub.GetSpendReport(pb.GetSpendReportRequest(), metadata=auth)
+    assert report.total.amount_micros == 50 * UNIT
+
+
+async def test_200_concurrent_charges_against_room_for_50_charge_exactly_50(
+    stub: pb_grpc.CostServiceStub, auth: Metadata, admin: Metadata
+) -> None:
+    model = await micro_per_token_model(stub, admin)
+    budget = await tenant_budget(stub, auth, hard=50 * UNIT)
+    usage = pb.TokenUsage(model=model, input_tokens=UNIT)
+
+    async def one(i: int) -> pb.ChargeResponse | grpc.aio.AioRpcError:
+        try:
+            return await stub.Charge(
+                pb.ChargeRequest(usage=usage, request_id=f"c-{i}"), metadata=auth
+            )
+        except grpc.aio.AioRpcError as exc:
+            return exc
+
+    results = await asyncio.gather(*(one(i) for i in range(200)))
+    charged = [r for r in results if isinstance(r, pb.ChargeResponse)]
+    failed = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert (len(charged), len(failed)) == (50, 150)
+    assert {e.code() for e in failed} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    got = await stub.GetBudget(pb.GetBudgetRequest(name=budget.name), metadata=auth)
+    assert (got.spent_micros, got.reserved_micros) == (50 * UNIT, 0)
+    listed = await stub.ListUsage(pb.ListUsageRequest(page_size=1000), metadata=auth)
+    assert len(listed.usage_records) == 50
 
 
 async def test_expired_holds_free_room_and_overruns_are_recorded_and_flagged(

@@ -227,3 +227,58 @@ def test_an_idempotency_key_reused_for_other_usage_already_exists() -> None:
 def test_usage_whose_price_kept_changing_is_refused() -> None:
     with pytest.raises(PriceChanged):
         rules.record_answer(rules.PRICE_CHANGED, None, "k", b"h")
+
+
+# -- Charge -------------------------------------------------------------------
+
+
+def test_charge_fingerprint_ignores_the_request_id_but_not_the_usage_or_attribution() -> None:
+    usage = pb.TokenUsage(model="m", input_tokens=1)
+    alice = pb.Attribution(user_id="alice")
+    first = rules.charge_digest(pb.ChargeRequest(usage=usage, request_id="a"), alice)
+    assert first == rules.charge_digest(pb.ChargeRequest(usage=usage, request_id="b"), alice)
+    assert first != rules.charge_digest(
+        pb.ChargeRequest(usage=usage, request_id="a"), pb.Attribution(user_id="bob")
+    )
+    more = pb.TokenUsage(model="m", input_tokens=2)
+    assert first != rules.charge_digest(pb.ChargeRequest(usage=more, request_id="a"), alice)
+
+
+def test_a_charge_key_is_in_a_namespace_no_other_usage_key_can_take() -> None:
+    assert rules.charge_key("call-1") == "charges/call-1"
+
+
+def test_a_new_charge_is_new() -> None:
+    row = {"usage": {"id": "u1", "request_hash": b"h"}}
+    assert rules.charge_answer(rules.CHARGED, row, "call-1", b"h", 5) is Answer.NEW
+
+
+def test_a_repeated_charge_with_the_same_request_replays() -> None:
+    row = {"usage": {"id": "u1", "request_hash": b"h"}}
+    assert rules.charge_answer(rules.REPLAYED, row, "call-1", b"h", 5) is Answer.REPLAY
+
+
+def test_a_request_id_reused_for_another_charge_already_exists() -> None:
+    row = {"usage": {"id": "u1", "request_hash": b"h"}}
+    with pytest.raises(AlreadyExists) as caught:
+        rules.charge_answer(rules.REPLAYED, row, "call-1", b"other", 5)
+    assert caught.value.reason == "REQUEST_ID_REUSED"
+    assert caught.value.metadata == {"request_id": "call-1", "usage_record": "usageRecords/u1"}
+
+
+def test_a_charge_over_a_hard_budget_is_refused_with_its_room() -> None:
+    row = {"usage": None, "budget_id": "b1", "limit_micros": 100, "used_micros": 90}
+    with pytest.raises(BudgetExhausted) as caught:
+        rules.charge_answer(rules.EXHAUSTED, row, "call-1", b"h", 20)
+    assert (caught.value.budget_id, caught.value.remaining_micros) == ("b1", 10)
+    assert caught.value.requested_micros == 20
+
+
+def test_a_charge_whose_price_kept_changing_is_refused() -> None:
+    with pytest.raises(PriceChanged):
+        rules.charge_answer(rules.PRICE_CHANGED, {"usage": None}, "call-1", b"h", 1)
+
+
+def test_an_unknown_charge_outcome_is_a_bug() -> None:
+    with pytest.raises(ValueError, match="surprise"):
+        rules.charge_answer("surprise", {}, "call-1", b"h", 1)

@@ -377,6 +377,24 @@ class ReleaseReservationRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class ChargeRequest(_message.Message):
+    __slots__ = ("usage", "attribution", "provenance", "request_id")
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    usage: TokenUsage
+    attribution: Attribution
+    provenance: Provenance
+    request_id: str
+    def __init__(self, usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., attribution: _Optional[_Union[Attribution, _Mapping]] = ..., provenance: _Optional[_Union[Provenance, str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class ChargeResponse(_message.Message):
+    __slots__ = ("usage_record",)
+    USAGE_RECORD_FIELD_NUMBER: _ClassVar[int]
+    usage_record: UsageRecord
+    def __init__(self, usage_record: _Optional[_Union[UsageRecord, _Mapping]] = ...) -> None: ...
+
 class GetSpendReportRequest(_message.Message):
     __slots__ = ("group_by", "start_time", "end_time")
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]

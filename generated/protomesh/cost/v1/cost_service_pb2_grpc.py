@@ -110,6 +110,11 @@ class CostServiceStub:
                 request_serializer=protomesh_dot_cost_dot_v1_dot_cost__service__pb2.ReleaseReservationRequest.SerializeToString,
                 response_deserializer=protomesh_dot_cost_dot_v1_dot_cost__service__pb2.Reservation.FromString,
                 _registered_method=True)
+        self.Charge = channel.unary_unary(
+                '/protomesh.cost.v1.CostService/Charge',
+                request_serializer=protomesh_dot_cost_dot_v1_dot_cost__service__pb2.ChargeRequest.SerializeToString,
+                response_deserializer=protomesh_dot_cost_dot_v1_dot_cost__service__pb2.ChargeResponse.FromString,
+                _registered_method=True)
         self.GetSpendReport = channel.unary_unary(
                 '/protomesh.cost.v1.CostService/GetSpendReport',
                 request_serializer=protomesh_dot_cost_dot_v1_dot_cost__service__pb2.GetSpendReportRequest.SerializeToString,
@@ -257,6 +262,23 @@ class CostServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Charge(self, request, context):
+        """Charges a call whose actual usage the caller knows up front, in one step:
+        what Reserve followed by CommitReservation does, as one transaction. The
+        usage is rated with the price in effect now and checked against every
+        budget that applies (tenant, user, API key, task) as Reserve checks an
+        amount: when a hard limit has no room for it the call fails with
+        RESOURCE_EXHAUSTED and a QuotaFailure naming the budget, and nothing is
+        recorded. Otherwise the usage record is written, the spend is added to
+        those budgets, their alert thresholds fire and WatchSpend sees both, as
+        after a commit. Idempotent by `request_id`: a retry returns the first
+        answer; the same id with another request is ALREADY_EXISTS
+        (`REQUEST_ID_REUSED`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSpendReport(self, request, context):
         """Spend over a time range grouped by model, user, API key, task or day.
         """
@@ -366,6 +388,11 @@ def add_CostServiceServicer_to_server(servicer, server):
                     servicer.ReleaseReservation,
                     request_deserializer=protomesh_dot_cost_dot_v1_dot_cost__service__pb2.ReleaseReservationRequest.FromString,
                     response_serializer=protomesh_dot_cost_dot_v1_dot_cost__service__pb2.Reservation.SerializeToString,
+            ),
+            'Charge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Charge,
+                    request_deserializer=protomesh_dot_cost_dot_v1_dot_cost__service__pb2.ChargeRequest.FromString,
+                    response_serializer=protomesh_dot_cost_dot_v1_dot_cost__service__pb2.ChargeResponse.SerializeToString,
             ),
             'GetSpendReport': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSpendReport,
@@ -776,6 +803,33 @@ class CostService:
             '/protomesh.cost.v1.CostService/ReleaseReservation',
             protomesh_dot_cost_dot_v1_dot_cost__service__pb2.ReleaseReservationRequest.SerializeToString,
             protomesh_dot_cost_dot_v1_dot_cost__service__pb2.Reservation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Charge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/protomesh.cost.v1.CostService/Charge',
+            protomesh_dot_cost_dot_v1_dot_cost__service__pb2.ChargeRequest.SerializeToString,
+            protomesh_dot_cost_dot_v1_dot_cost__service__pb2.ChargeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -89,6 +89,19 @@ class CostServiceStub:
     """Releases a reservation without spending (the call failed or was
     canceled). Releasing a released reservation returns it unchanged.
     """
+    Charge: _grpc.UnaryUnaryMultiCallable[_cost_service_pb2.ChargeRequest, _cost_service_pb2.ChargeResponse]
+    """Charges a call whose actual usage the caller knows up front, in one step:
+    what Reserve followed by CommitReservation does, as one transaction. The
+    usage is rated with the price in effect now and checked against every
+    budget that applies (tenant, user, API key, task) as Reserve checks an
+    amount: when a hard limit has no room for it the call fails with
+    RESOURCE_EXHAUSTED and a QuotaFailure naming the budget, and nothing is
+    recorded. Otherwise the usage record is written, the spend is added to
+    those budgets, their alert thresholds fire and WatchSpend sees both, as
+    after a commit. Idempotent by `request_id`: a retry returns the first
+    answer; the same id with another request is ALREADY_EXISTS
+    (`REQUEST_ID_REUSED`).
+    """
     GetSpendReport: _grpc.UnaryUnaryMultiCallable[_cost_service_pb2.GetSpendReportRequest, _cost_service_pb2.SpendReport]
     """Spend over a time range grouped by model, user, API key, task or day."""
     ExportSpend: _grpc.UnaryStreamMultiCallable[_cost_service_pb2.ExportSpendRequest, _httpbody_pb2.HttpBody]
@@ -163,6 +176,19 @@ class CostServiceAsyncStub(CostServiceStub):
     ReleaseReservation: _aio.UnaryUnaryMultiCallable[_cost_service_pb2.ReleaseReservationRequest, _cost_service_pb2.Reservation]  # type: ignore[assignment]
     """Releases a reservation without spending (the call failed or was
     canceled). Releasing a released reservation returns it unchanged.
+    """
+    Charge: _aio.UnaryUnaryMultiCallable[_cost_service_pb2.ChargeRequest, _cost_service_pb2.ChargeResponse]  # type: ignore[assignment]
+    """Charges a call whose actual usage the caller knows up front, in one step:
+    what Reserve followed by CommitReservation does, as one transaction. The
+    usage is rated with the price in effect now and checked against every
+    budget that applies (tenant, user, API key, task) as Reserve checks an
+    amount: when a hard limit has no room for it the call fails with
+    RESOURCE_EXHAUSTED and a QuotaFailure naming the budget, and nothing is
+    recorded. Otherwise the usage record is written, the spend is added to
+    those budgets, their alert thresholds fire and WatchSpend sees both, as
+    after a commit. Idempotent by `request_id`: a retry returns the first
+    answer; the same id with another request is ALREADY_EXISTS
+    (`REQUEST_ID_REUSED`).
     """
     GetSpendReport: _aio.UnaryUnaryMultiCallable[_cost_service_pb2.GetSpendReportRequest, _cost_service_pb2.SpendReport]  # type: ignore[assignment]
     """Spend over a time range grouped by model, user, API key, task or day."""
@@ -319,6 +345,25 @@ class CostServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_cost_service_pb2.Reservation, _abc.Awaitable[_cost_service_pb2.Reservation]]:
         """Releases a reservation without spending (the call failed or was
         canceled). Releasing a released reservation returns it unchanged.
+        """
+
+    @_abc_1.abstractmethod
+    def Charge(
+        self,
+        request: _cost_service_pb2.ChargeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_cost_service_pb2.ChargeResponse, _abc.Awaitable[_cost_service_pb2.ChargeResponse]]:
+        """Charges a call whose actual usage the caller knows up front, in one step:
+        what Reserve followed by CommitReservation does, as one transaction. The
+        usage is rated with the price in effect now and checked against every
+        budget that applies (tenant, user, API key, task) as Reserve checks an
+        amount: when a hard limit has no room for it the call fails with
+        RESOURCE_EXHAUSTED and a QuotaFailure naming the budget, and nothing is
+        recorded. Otherwise the usage record is written, the spend is added to
+        those budgets, their alert thresholds fire and WatchSpend sees both, as
+        after a commit. Idempotent by `request_id`: a retry returns the first
+        answer; the same id with another request is ALREADY_EXISTS
+        (`REQUEST_ID_REUSED`).
         """
 
     @_abc_1.abstractmethod
