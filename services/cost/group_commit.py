@@ -5,8 +5,8 @@ Each hot-path call of CostService locks the budget rows of its tenant until its
 transaction has committed, WAL flush included, so one tenant's calls run one
 after another, each paying a flush. Run as one statement, a batch pays one flush
 for all of its calls and holds the locks once. A lone call still runs alone, at
-once: batching only ever waits for a batch that is already in flight, never for
-a timer.
+once, in its caller's task: batching only ever waits for a write that is already
+in flight, never for a timer.
 
 A batch that fails with an error which guarantees it was rolled back
 (`rolled_back`, e.g. any error PostgreSQL reported) is run again one call at a
@@ -15,7 +15,8 @@ Any other failure (a lost connection: the batch may or may not have committed)
 is every call's answer. A caller that gives up (deadline, cancellation) before
 its batch starts is left out of it.
 
-Each batch runs in the context of its first call (its trace, its logs).
+A batch of several runs in a task of its own, in the context of its first call
+(its trace, its logs).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class _Waiting(Generic[Call, Answer]):
 class GroupCommit(Generic[Call, Answer]):
     """Runs calls through `run_one` (a batch of one) or `run_many` (answers in
     the order of the calls), at most one batch per key at a time and at most
-    `max_batch` calls per batch (1: every call alone)."""
+    `max_batch` calls per batch. `max_batch=1` turns group commit off: every call
+    runs alone as soon as it comes, concurrently with the others."""
 
     def __init__(
         self,
@@ -58,7 +60,9 @@ class GroupCommit(Generic[Call, Answer]):
         self._rolled_back = rolled_back
         self.max_batch = max_batch
         self._queues: dict[Hashable, list[_Waiting[Call, Answer]]] = {}
-        self._writing: dict[Hashable, asyncio.Task[None]] = {}
+        # Keys being written: the task writing a batch, None for a lone call
+        # written in its caller's task.
+        self._writing: dict[Hashable, asyncio.Task[None] | None] = {}
         # What was written so far (benchmarks and tests read them).
         self.batches_written = 0
         self.calls_written = 0
@@ -67,11 +71,26 @@ class GroupCommit(Generic[Call, Answer]):
     async def submit(self, call: Call) -> Answer:
         """The call's answer, from whichever batch it ran in."""
         key = self._key(call)
+        if self.max_batch == 1:  # group commit off: every call alone, as it comes
+            self._count(1)
+            return await self._run_one(call)
+        if key not in self._writing:
+            # Nothing of its key is being written: a batch of one, right here (no
+            # task, no hop through the event loop); calls arriving meanwhile queue.
+            self._writing[key] = None
+            self._count(1)
+            try:
+                return await self._run_one(call)
+            finally:
+                self._next_batch(key)
         waiting: _Waiting[Call, Answer] = _Waiting(call, asyncio.get_running_loop().create_future())
         self._queues.setdefault(key, []).append(waiting)
-        if key not in self._writing:
-            self._next_batch(key)
         return await waiting.future
+
+    def _count(self, calls: int) -> None:
+        self.batches_written += 1
+        self.calls_written += calls
+        self.largest_batch = max(self.largest_batch, calls)
 
     def _next_batch(self, key: Hashable) -> None:
         queue = self._queues.get(key, [])
@@ -84,9 +103,7 @@ class GroupCommit(Generic[Call, Answer]):
             self._queues.pop(key, None)
             self._writing.pop(key, None)
             return
-        self.batches_written += 1
-        self.calls_written += len(batch)
-        self.largest_batch = max(self.largest_batch, len(batch))
+        self._count(len(batch))
         task = asyncio.create_task(self._write(batch), context=batch[0].context)
         self._writing[key] = task
         task.add_done_callback(lambda _: self._next_batch(key))

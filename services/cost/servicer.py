@@ -68,7 +68,7 @@ class CostOptions:
     watch_batch_size: int = 200
     watch_recheck_seconds: float = 30.0
     # Most hot-path calls of one tenant written in one statement (group commit);
-    # 1 writes every call alone.
+    # 1 turns group commit off (every call its own statement, as it comes).
     group_commit_max_batch: int = 64
 
 

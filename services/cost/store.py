@@ -210,7 +210,7 @@ async def keep_session(conn: asyncpg.Connection) -> None:
 class CostStore:
     """`pool` serves everything; `hot_pool` (default: `pool`) serves the one-statement
     hot-path functions (reserve, commit, release, record usage, charge), at most
-    `max_batch` calls of a tenant per statement (1: every call alone)."""
+    `max_batch` calls of a tenant per statement (1: group commit off)."""
 
     def __init__(self, pool: Pool, hot_pool: Pool | None = None, max_batch: int = 64) -> None:
         self.pool = pool

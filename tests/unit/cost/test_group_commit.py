@@ -98,11 +98,15 @@ async def test_a_batch_carries_at_most_max_batch_calls() -> None:
     assert [len(write) for write in store.writes] == [1, 2, 2, 1]
 
 
-async def test_max_batch_one_writes_every_call_alone() -> None:
+async def test_max_batch_one_writes_every_call_alone_without_waiting() -> None:
     store = FakeStore()
-    tasks = await submit_while_held(group(store, max_batch=1), store, [("t", i) for i in range(4)])
+    commit = group(store, max_batch=1)
+    store.gate.clear()
+    tasks = [asyncio.create_task(commit.submit(("t", i))) for i in range(4)]
+    await asyncio.sleep(0)
+    assert store.writes == [[("t", i)] for i in range(4)]  # all four in flight at once
+    store.gate.set()
     assert await asyncio.gather(*tasks) == [0, 10, 20, 30]
-    assert store.writes == [[("t", i)] for i in range(4)]
 
 
 async def test_keys_do_not_wait_for_each_other() -> None:
