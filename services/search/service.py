@@ -99,6 +99,9 @@ def make_spec(
                 f"holds {INDEX_DIMENSIONS}-d ones (PROTOMESH_EMBEDDER_DIMENSIONS)"
             )
         embedder = guarded(inner)
+        warm_up = getattr(inner, "embed_query", None)
+        if warm_up is not None:  # the first search does not pay the model's first run
+            await warm_up("warm up")
         settings = runtime.settings
         read_pool: Pool | None = None
         if settings.search_read_database_url:

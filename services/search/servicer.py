@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
@@ -240,8 +240,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         filters = filters_of(request)
         depth = self.depth
         degraded_reason = ""
-        # The keyword leg needs no vector: it runs while the query is embedded and the
-        # vector leg runs (each on a connection of its own).
+        # Three things overlap: the keyword leg (it needs no vector), the query's
+        # embedding, and the vector leg's transaction set-up, which waits for the
+        # vector on a connection of its own.
         keyword_leg = (
             asyncio.ensure_future(
                 self.store.keyword_leg(tenant, request.query, depth.keyword, filters, fresh)
@@ -249,19 +250,24 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             if mode != pb.SEARCH_MODE_VECTOR
             else None
         )
+        embedding = (
+            asyncio.ensure_future(self._query_vector(request.query))
+            if mode in (pb.SEARCH_MODE_HYBRID, pb.SEARCH_MODE_VECTOR)
+            else None
+        )
+        query_vector = asyncio.ensure_future(_vector_of(embedding)) if embedding else None
         try:
-            query_vector: Vector | None = None
-            if mode in (pb.SEARCH_MODE_HYBRID, pb.SEARCH_MODE_VECTOR):
-                query_vector, degraded_reason = await self._query_vector(request.query)
             vector: list[LegHit[int]] = []
-            if query_vector is not None:
-                vector = await self.store.vector_leg(
+            if embedding is not None and query_vector is not None:
+                hits = await self.store.vector_leg(
                     tenant, query_vector, depth.vector, filters, fresh
                 )
+                degraded_reason = (await embedding)[1]
+                vector = hits or []
             if keyword_leg is not None:
                 keyword = await keyword_leg
             else:  # VECTOR mode: keyword only when the vector leg cannot answer
-                if query_vector is not None and not vector:
+                if not degraded_reason and not vector:
                     degraded_reason = "no chunk matching the filter has an embedding yet"
                 keyword = (
                     await self.store.keyword_leg(
@@ -271,10 +277,11 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                     else []
                 )
         finally:
-            if keyword_leg is not None and not keyword_leg.done():
-                keyword_leg.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await keyword_leg
+            for pending in (keyword_leg, query_vector, embedding):
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await pending
         ran = mode if not degraded_reason else pb.SEARCH_MODE_KEYWORD
         metrics.QUERIES.labels(_mode_label(mode), _mode_label(ran)).inc()
         if degraded_reason:
@@ -332,7 +339,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         if self.embedder.breaker.is_open:
             return None, self.embedder.breaker.describe()
         try:
-            [vector] = await self.embedder.embed([query])
+            vector = await self.embedder.embed_query(query)
         except EmbeddingError as exc:
             return None, f"query embedding failed: {exc}"
         self.query_vectors.put(key, vector)
@@ -368,6 +375,11 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                 )
             )
         return results
+
+
+async def _vector_of(embedding: Awaitable[tuple[Vector | None, str]]) -> Vector | None:
+    """The vector of a `_query_vector` outcome (None when the leg cannot run)."""
+    return (await embedding)[0]
 
 
 def _index_behind(sequence: int, applied: int, waited: float) -> DeadlineExceeded:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import math
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -182,23 +183,40 @@ class SearchStore:
     async def vector_leg(
         self,
         tenant: str,
-        vector: Sequence[float],
+        vector: Sequence[float] | Awaitable[Sequence[float] | None],
         limit: int,
         filters: Filters,
         fresh: Freshness = ANY_FRESHNESS,
-    ) -> list[LegHit[int]]:
-        """The vector leg, best first, at most `limit`."""
+    ) -> list[LegHit[int]] | None:
+        """The vector leg, best first, at most `limit`. `vector` may still be on its
+        way (the query being embedded): the read transaction and the leg's settings,
+        three round trips, are set up meanwhile, and None is returned if it comes
+        back None (no vector: the caller degrades)."""
         async with self._reading(tenant, fresh) as conn:
-            return await self._vector_leg(conn, vector, limit, filters.params())
+            await self._vector_settings(conn, limit)
+            query_vector = await vector if inspect.isawaitable(vector) else vector
+            if query_vector is None:
+                return None
+            return await self._vector_candidates(conn, query_vector, limit, filters.params())
 
     async def _vector_leg(
         self, conn: Connection, vector: Sequence[float], limit: int, params: tuple[Any, ...]
     ) -> list[LegHit[int]]:
-        query_vector = as_vector(vector)
+        """The vector leg on `conn` (in a tenant transaction)."""
+        await self._vector_settings(conn, limit)
+        return await self._vector_candidates(conn, vector, limit, params)
+
+    async def _vector_settings(self, conn: Connection, limit: int) -> None:
         tuning = self.tuning
         await conn.execute(
             Q["vector_settings"], str(max(tuning.ef_search, limit)), str(tuning.max_scan_tuples)
         )
+
+    async def _vector_candidates(
+        self, conn: Connection, vector: Sequence[float], limit: int, params: tuple[Any, ...]
+    ) -> list[LegHit[int]]:
+        query_vector = as_vector(vector)
+        tuning = self.tuning
         rows = await conn.fetch(Q["vector_candidates"], query_vector, limit, *params)
         if len(rows) < limit and tuning.exact_fallback:
             # Short: either every qualifying chunk was found (a small tenant or a

@@ -3,6 +3,7 @@ client (retries with jitter, breaker) against a fake transport, hashing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import shutil
@@ -153,3 +154,42 @@ def test_embedder_from_settings_choices() -> None:
         embedder_from_env({"PROTOMESH_EMBEDDER": "nope"})
     with pytest.raises(ValueError, match="BASE_URL"):
         embedder_from_env({"PROTOMESH_EMBEDDER": "openai"})
+
+
+async def test_minilm_query_vector_is_its_batch_vector(minilm: MiniLmOnnxEmbedder) -> None:
+    [batched, _] = await minilm.embed(["how to cook pasta", "a longer text to pad the batch"])
+    alone = await minilm.embed_query("how to cook pasta")
+    assert max(abs(a - b) for a, b in zip(alone, batched, strict=True)) < 1e-5
+
+
+async def test_minilm_query_does_not_wait_for_the_batch_in_flight(
+    minilm: MiniLmOnnxEmbedder,
+) -> None:
+    batch = asyncio.ensure_future(minilm.embed([f"text number {i} " * 200 for i in range(64)]))
+    await asyncio.sleep(0.05)  # the first batch of 32 is running and holds the lock
+    await minilm.embed_query("stock market crash")
+    assert not batch.done()
+    assert len(await batch) == 64
+
+
+async def test_guarded_query_embedding_falls_back_to_a_batch_of_one() -> None:
+    inner = HashingEmbedder()
+    guarded = GuardedEmbedder(inner)
+    assert await guarded.embed_query("sea otters") == (await inner.embed(["sea otters"]))[0]
+
+
+async def test_guarded_query_embedding_respects_an_open_breaker() -> None:
+    calls: list[str] = []
+
+    class Failing(HashingEmbedder):
+        async def embed_query(self, text: str) -> list[float]:
+            calls.append(text)
+            raise OSError("model unavailable (test)")
+
+    guarded = GuardedEmbedder(Failing(), CircuitBreaker("test", failure_threshold=1))
+    with pytest.raises(EmbeddingError):
+        await guarded.embed_query("a")
+    assert guarded.breaker.is_open
+    with pytest.raises(EmbeddingError):
+        await guarded.embed_query("b")
+    assert calls == ["a"]  # refused at once while open

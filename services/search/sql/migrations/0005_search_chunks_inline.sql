@@ -1,0 +1,11 @@
+-- Keep chunk rows whole in the heap. A chunk row (text ≤ 128 tokens, its
+-- tsvector, a 1.5 kB vector) is 2-4 kB, above the default 2 kB TOAST target, so
+-- PostgreSQL moved the vector (storage EXTERNAL) into the TOAST table: every
+-- distance computed then fetched it through the TOAST index (3 buffer reads a
+-- row). At small tenants the planner rightly prefers an exact scan to HNSW, and
+-- that scan took 4.4 ms instead of 1.0 ms at 2.8k chunks (docs/benchmarks.md,
+-- "search end to end"). With the target at its maximum nothing of a chunk is
+-- moved out unless the row passes ~8 kB.
+-- Rows written before this keep their toasted vectors until they are written
+-- again (the embedding pass, ReindexTenant, or a VACUUM FULL of the table).
+ALTER TABLE search.chunks SET (toast_tuple_target = 8160);
