@@ -57,6 +57,12 @@ BENCHES = (
         ("--out", "bench/results/search.json"),
         ("--chunks", "20000", "--out", "bench/results/search.json"),
     ),
+    Bench(
+        "search",
+        "end to end: protomesh up, real MiniLM query embedding, ~2.8k chunks of real text",
+        ("--end-to-end",),
+        ("--end-to-end",),
+    ),
     Bench("tasks", "task queue throughput and start latency", (), ("--tasks", "500")),
     Bench("cost", "reserve/commit pairs and overspend", (), ("--pairs", "600")),
     Bench(
