@@ -12,8 +12,8 @@ Each is measured with both ways of metering a call: `reserve_commit` (Reserve,
 then CommitReservation: a pair) and `charge` (one Charge: a pair in one call),
 at 1 client and at `--clients` (32). One tenant with a tenant budget and a user
 budget, so every call locks and updates two budget rows — everything contends.
-The cells run in interleaved rounds (the order of the two services alternates)
-and each figure is the median of its rounds: the machine is shared, so only
+The cells run in interleaved rounds (which service goes first alternates) and
+each figure is the median of its rounds: the machine is shared, so only
 figures from the same run are compared.
 
 Overspend: for each service and way, `--clients` callers meter against ONE hard
@@ -239,7 +239,7 @@ async def measure(clients: Clients, served: Served, job: Job) -> dict[str, Any]:
     if result["pairs"]:
         result["service_process_cpu_ms_per_pair"] = round(spent * 1000 / result["pairs"], 3)
     written = writes.batches_written - batches
-    result["calls_per_statement"] = (
+    result["calls_per_batch"] = (
         round((writes.calls_written - calls) / written, 1) if written else None
     )
     return result
@@ -391,14 +391,20 @@ async def run(args: argparse.Namespace, dsn: str, data_dir: Path) -> dict[str, A
         cells: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {
             name: {way: {} for way in WAYS} for name in PATHS
         }
+        shapes = [
+            (way, count, total)
+            for way in WAYS
+            for count, total in ((1, max(args.pairs // 3, 1)), (args.clients, args.pairs))
+        ]
         for round_index in range(args.rounds):
-            order = PATHS if round_index % 2 == 0 else PATHS[::-1]
-            for way in WAYS:
-                for count, total in ((1, max(args.pairs // 3, 1)), (args.clients, args.pairs)):
-                    for name in order:
-                        job = Job(services[name].port, auths[name], way, total, count, 100)
-                        result = await measure(clients, services[name], job)
-                        cells[name][way].setdefault(f"clients_{count}", []).append(result)
+            for shape_index, (way, count, total) in enumerate(shapes):
+                # Which service goes first alternates from cell to cell and round to
+                # round, so neither always follows the heavier cell.
+                first = (round_index + shape_index) % 2
+                for name in (PATHS[first], PATHS[1 - first]):
+                    job = Job(services[name].port, auths[name], way, total, count, 100)
+                    result = await measure(clients, services[name], job)
+                    cells[name][way].setdefault(f"clients_{count}", []).append(result)
         throughput = {
             name: {
                 way: {cell: _median_cell(runs) for cell, runs in by_cell.items()}
