@@ -55,6 +55,7 @@ from typing import Any
 import grpc
 import httpx
 
+from services.platform.config import environment_without_settings
 from tests.integration.gateway.harness import (
     REPO,
     SERVICE,
@@ -181,7 +182,7 @@ async def _backend(compiled: Compiled) -> AsyncIterator[str]:
         "bench.gateway",
         "--serve-backend",
         str(compiled.out_dir),
-        env=_clean_env(PYTHONPATH=str(REPO)),
+        env=environment_without_settings(PYTHONPATH=str(REPO)),
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -208,18 +209,11 @@ async def serve_backend(out_dir: Path) -> None:
         await backend.server.stop(0)
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    """This environment without PROTOMESH_* settings (a stray one must not change the
-    measured stack), plus `extra`."""
-    kept = {k: v for k, v in os.environ.items() if not k.startswith("PROTOMESH_")}
-    return {**kept, **extra}
-
-
 def _gateway(
     compiled: Compiled, backend: str, workers: int, checkout: Path = REPO
 ) -> contextlib.AbstractAsyncContextManager[str]:
     port = _free_port()
-    env = _clean_env(
+    env = environment_without_settings(
         PYTHONPATH=os.pathsep.join([str(compiled.out_dir), str(checkout)]),
         PROTOMESH_LOG_LEVEL="warning",
         PROTOMESH_GATEWAY_HOST="127.0.0.1",
@@ -235,7 +229,7 @@ def _gateway(
 def _floor(*hop: str) -> contextlib.AbstractAsyncContextManager[str]:
     port = _free_port()
     command = [sys.executable, "-m", "bench.http_floor", str(port), *hop]
-    return _serving(command, _clean_env(PYTHONPATH=str(REPO)), REPO, port, PATH)
+    return _serving(command, environment_without_settings(PYTHONPATH=str(REPO)), REPO, port, PATH)
 
 
 def _http_call(client: httpx.AsyncClient) -> Call:

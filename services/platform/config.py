@@ -406,8 +406,7 @@ class Settings:
         """The environment for a child process that must run with exactly these
         settings: this process's, without any `PROTOMESH_*` variable, plus `to_env()`
         (a variable left in this environment could contradict a setting made here)."""
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
-        return {**inherited, **self.to_env()}
+        return environment_without_settings(**self.to_env())
 
     @property
     def jwks_source(self) -> str:
@@ -576,6 +575,13 @@ def markdown_table() -> str:
         default = f"`{v.default_text}`" if v.default_text else "(empty)"
         lines.append(f"| `{v.name}` | {default} | {v.doc} |")
     return "\n".join(lines) + "\n"
+
+
+def environment_without_settings(**extra: str) -> dict[str, str]:
+    """This process's environment without any `PROTOMESH_*` variable, plus `extra`:
+    for a child process whose settings must come only from its caller."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}
+    return {**inherited, **extra}
 
 
 if __name__ == "__main__":
