@@ -6,21 +6,27 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SITE    = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 BASELINE := proto/baseline.binpb
+OPENAPI_CLIENT := $(VENV)/openapi-client/bin/openapi-python-client
 
 .PHONY: setup generate proto-deps lint check-generated breaking baseline test test-fast run bench clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+# openapi-python-client (a foreign REST client the tests generate) pins an older typer
+# than ours, so it lives in a venv of its own: $(OPENAPI_CLIENT).
+$(STAMP): requirements.lock pyproject.toml tools/openapi-client.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(VENV)/openapi-client
+	$(BIN)/uv pip sync --quiet --python $(VENV)/openapi-client/bin/python tools/openapi-client.lock
 	touch $(STAMP)
 
-# Lock file from pyproject.toml (run after changing dependencies).
+# Lock files from pyproject.toml and tools/openapi-client.in (run after changing dependencies).
 lock: setup
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile --quiet tools/openapi-client.in --python-version 3.11 -o tools/openapi-client.lock
 
 generate: setup
 	$(BIN)/python tools/generate_protos.py
