@@ -40,7 +40,7 @@ from services.platform.context import CallContext, bind_call
 from services.platform.deadlines import absolute_deadline, effective_timeout
 from services.platform.errors import ProtomeshError, internal_status
 from services.platform.limits import TenantLimits
-from services.platform.logs import get_logger
+from services.platform.logs import access_line, get_logger
 from services.platform.metrics import RPC_DURATION, RPC_REQUESTS
 from services.platform.policy import MethodInfo
 
@@ -307,7 +307,7 @@ def _record(call: CallContext, code: grpc.StatusCode, elapsed: float) -> None:
     RPC_REQUESTS.labels(info.service, info.name, code.name).inc()
     RPC_DURATION.labels(info.service, info.name).observe(elapsed)
     principal = call.principal
-    log.info(
+    access_line(
         "rpc",
         rpc=info.path,
         code=code.name,
