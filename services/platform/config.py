@@ -12,10 +12,11 @@ table and `protomesh config` are generated from the docs written here.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -25,9 +26,38 @@ REPLICA_PORT_STRIDE = 100  # replica i of a service listens on its port + 100·i
 REPLICA_METRICS_STRIDE = 10  # and serves /metrics on its metrics port + 10·i
 
 
-def setting(default: Any, doc: str, env: str = "") -> Any:
-    """A documented field; `env` names its variable when the field name does not."""
-    metadata = {"doc": doc, "env": env}
+@dataclass(frozen=True)
+class Check:
+    """What a setting's value must be, beyond its type: `expected` says it to people
+    (in the error report), `accepts` decides."""
+
+    expected: str
+    accepts: Callable[[Any], bool]
+
+
+def one_of(*choices: str) -> Check:
+    """One of `choices`, compared case-insensitively."""
+    return Check(f"one of {', '.join(choices)}", lambda value: str(value).lower() in choices)
+
+
+def _rate_pairs(value: Any) -> bool:
+    pairs = [pair.partition("=") for pair in str(value).split(",") if pair.strip()]
+    return all(sep and name.strip() and number.strip().isdigit() for name, sep, number in pairs)
+
+
+PORT = Check("an integer port 1-65535", lambda value: 1 <= value <= 65535)
+PORT_OR_ZERO = Check("an integer port 1-65535, or 0 for none", lambda value: 0 <= value <= 65535)
+AT_LEAST_ONE = Check("an integer of at least 1", lambda value: value >= 1)
+NOT_NEGATIVE = Check("an integer of at least 0", lambda value: value >= 0)
+SECONDS = Check("a number of seconds greater than 0", lambda value: value > 0)
+SECONDS_OR_ZERO = Check("a number of seconds, 0 or more", lambda value: value >= 0)
+RATES = Check("comma-separated CLASS=PER_MINUTE pairs (whole numbers)", _rate_pairs)
+
+
+def setting(default: Any, doc: str, env: str = "", check: Check | None = None) -> Any:
+    """A documented field; `env` names its variable when the field name does not;
+    `check` says what its value must be beyond its type."""
+    metadata = {"doc": doc, "env": env, "check": check}
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -43,26 +73,35 @@ class GatewaySettings:
     """The HTTP/JSON gateway (`python -m gateway`)."""
 
     host: str = setting("", "Address the gateway binds; `PROTOMESH_HOST` when empty.")
-    port: int = setting(8080, "HTTP gateway port.")
-    workers: int = setting(1, "Gateway worker processes (uvicorn workers).")
+    port: int = setting(8080, "HTTP gateway port.", check=PORT)
+    workers: int = setting(1, "Gateway worker processes (uvicorn workers).", check=AT_LEAST_ONE)
     public_url: str = setting(
         "", "URL clients reach the gateway at (agent card, MCP); `http://HOST:PORT` when empty."
     )
     cors_origins: tuple[str, ...] = setting((), "Origins allowed by CORS (comma-separated).")
-    max_body_bytes: int = setting(4 * 1024 * 1024, "Largest request body accepted.")
+    max_body_bytes: int = setting(
+        4 * 1024 * 1024, "Largest request body accepted.", check=AT_LEAST_ONE
+    )
     max_line_bytes: int = setting(
-        4 * 1024 * 1024, "Largest NDJSON line of a client-streaming body."
+        4 * 1024 * 1024, "Largest NDJSON line of a client-streaming body.", check=AT_LEAST_ONE
     )
     heartbeat_seconds: float = setting(
-        15.0, "Idle time after which a server stream sends a heartbeat (SSE comment)."
+        15.0,
+        "Idle time after which a server stream sends a heartbeat (SSE comment).",
+        check=SECONDS,
     )
     first_message_seconds: float = setting(
         0.25,
         "How long a server stream waits for its first message before sending headers.",
+        check=SECONDS_OR_ZERO,
     )
     emit_unpopulated: bool = setting(True, "JSON responses include fields left at defaults.")
-    health_timeout_seconds: float = setting(1.0, "Per-backend deadline of `/readyz`.")
-    gzip_min_bytes: int = setting(1024, "Smallest response body compressed with gzip.")
+    health_timeout_seconds: float = setting(
+        1.0, "Per-backend deadline of `/readyz`.", check=SECONDS
+    )
+    gzip_min_bytes: int = setting(
+        1024, "Smallest response body compressed with gzip.", check=NOT_NEGATIVE
+    )
     title: str = setting("protomesh", "Title of the OpenAPI document.")
     backends: dict[str, str] = setting(
         {},
@@ -110,6 +149,7 @@ class TlsSettings:
         "none",
         "`none`, or `require`: mutual TLS — servers refuse a client without a certificate "
         "from `PROTOMESH_TLS_CA`, and clients present `PROTOMESH_TLS_CERT`.",
+        check=one_of("none", "require"),
     )
     server_name: str = setting(
         "",
@@ -131,18 +171,33 @@ class WorkerSettings:
         4,
         "Tasks one worker process runs at a time (`--count` overrides).",
         env="PROTOMESH_TASK_CONCURRENCY",
+        check=AT_LEAST_ONE,
     )
-    lease_seconds: float = setting(30.0, "Lease on a claimed task; renewed by heartbeats.")
-    heartbeat_seconds: float = setting(10.0, "How often a running task renews its lease.")
-    poll_seconds: float = setting(5.0, "Longest wait for new work between notifications.")
-    reap_seconds: float = setting(5.0, "How often expired leases are returned to the queue.")
-    backoff_base_seconds: float = setting(1.0, "First retry delay of a failed attempt.")
-    backoff_cap_seconds: float = setting(60.0, "Longest retry delay (full jitter below it).")
+    lease_seconds: float = setting(
+        30.0, "Lease on a claimed task; renewed by heartbeats.", check=SECONDS
+    )
+    heartbeat_seconds: float = setting(
+        10.0, "How often a running task renews its lease.", check=SECONDS
+    )
+    poll_seconds: float = setting(
+        5.0, "Longest wait for new work between notifications.", check=SECONDS
+    )
+    reap_seconds: float = setting(
+        5.0, "How often expired leases are returned to the queue.", check=SECONDS
+    )
+    backoff_base_seconds: float = setting(
+        1.0, "First retry delay of a failed attempt.", check=SECONDS_OR_ZERO
+    )
+    backoff_cap_seconds: float = setting(
+        60.0, "Longest retry delay (full jitter below it).", check=SECONDS_OR_ZERO
+    )
     cancel_grace_seconds: float = setting(
-        5.0, "How long a cancelled task may clean up before it is stopped."
+        5.0, "How long a cancelled task may clean up before it is stopped.", check=SECONDS_OR_ZERO
     )
     shutdown_grace_seconds: float = setting(
-        10.0, "How long SIGTERM waits for running tasks before releasing their leases."
+        10.0,
+        "How long SIGTERM waits for running tasks before releasing their leases.",
+        check=SECONDS_OR_ZERO,
     )
 
 
@@ -155,14 +210,21 @@ class EmbedderSettings:
         "`minilm` (offline, default), `openai` (any `/v1/embeddings` endpoint) or `hashing` "
         "(tests only).",
         env="PROTOMESH_EMBEDDER",
+        check=one_of("minilm", "openai", "hashing"),
     )
     base_url: str = setting("", "`openai` embedder: base URL (required).")
     model: str = setting("", "`openai` embedder: model name (required).")
-    dimensions: int = setting(384, "`openai` embedder: vector width (the index holds 384).")
+    dimensions: int = setting(
+        384, "`openai` embedder: vector width (the index holds 384).", check=AT_LEAST_ONE
+    )
     api_key: str = setting("", "`openai` embedder: bearer API key.")
-    batch_size: int = setting(0, "Texts per call; 0 = the model's default (MiniLM 32, HTTP 64).")
-    timeout_seconds: float = setting(10.0, "`openai` embedder: per-request timeout.")
-    max_attempts: int = setting(4, "`openai` embedder: attempts per batch (backoff between).")
+    batch_size: int = setting(
+        0, "Texts per call; 0 = the model's default (MiniLM 32, HTTP 64).", check=NOT_NEGATIVE
+    )
+    timeout_seconds: float = setting(10.0, "`openai` embedder: per-request timeout.", check=SECONDS)
+    max_attempts: int = setting(
+        4, "`openai` embedder: attempts per batch (backoff between).", check=AT_LEAST_ONE
+    )
 
 
 @dataclass(frozen=True)
@@ -175,8 +237,10 @@ class GeneratorSettings:
     )
     model: str = setting("gpt-4o-mini", "Model name sent to the endpoint.")
     api_key: str = setting("", "Bearer API key for the endpoint.")
-    timeout_seconds: float = setting(60.0, "Per-request timeout.")
-    max_retries: int = setting(2, "Retries of a failed request (backoff between).")
+    timeout_seconds: float = setting(60.0, "Per-request timeout.", check=SECONDS)
+    max_retries: int = setting(
+        2, "Retries of a failed request (backoff between).", check=NOT_NEGATIVE
+    )
 
 
 @dataclass(frozen=True)
@@ -245,18 +309,27 @@ class Settings:
     db_statement_cache_size: int = field(
         default=100,
         metadata={
+            "check": NOT_NEGATIVE,
             "doc": "Prepared statements asyncpg caches per pooled connection; 0 when "
             "`APP_DATABASE_URL` (or the search read DSN) goes through PgBouncer in transaction "
-            "mode without `max_prepared_statements` (PgBouncer < 1.21 has none)."
+            "mode without `max_prepared_statements` (PgBouncer < 1.21 has none).",
         },
     )
-    db_pool_min: int = field(default=2, metadata={"doc": "Minimum connections per pool."})
-    db_pool_max: int = field(default=10, metadata={"doc": "Maximum connections per pool."})
+    db_pool_min: int = field(
+        default=2, metadata={"check": NOT_NEGATIVE, "doc": "Minimum connections per pool."}
+    )
+    db_pool_max: int = field(
+        default=10, metadata={"check": AT_LEAST_ONE, "doc": "Maximum connections per pool."}
+    )
     host: str = field(default="127.0.0.1", metadata={"doc": "Address every server binds."})
-    document_port: int = field(default=50051, metadata={"doc": "DocumentService gRPC port."})
-    search_port: int = field(default=50052, metadata={"doc": "SearchService gRPC port."})
-    task_port: int = field(default=50053, metadata={"doc": "TaskService gRPC port."})
-    cost_port: int = field(default=50054, metadata={"doc": "CostService gRPC port."})
+    document_port: int = field(
+        default=50051, metadata={"check": PORT, "doc": "DocumentService gRPC port."}
+    )
+    search_port: int = field(
+        default=50052, metadata={"check": PORT, "doc": "SearchService gRPC port."}
+    )
+    task_port: int = field(default=50053, metadata={"check": PORT, "doc": "TaskService gRPC port."})
+    cost_port: int = field(default=50054, metadata={"check": PORT, "doc": "CostService gRPC port."})
     document_address: str = field(
         default="",
         metadata={
@@ -270,30 +343,34 @@ class Settings:
     replicas: int = field(
         default=1,
         metadata={
+            "check": AT_LEAST_ONE,
             "doc": "Processes per service on this machine (`protomesh up --replicas N`): "
             "replica i serves on its port + 100·i, and clients balance calls over all of "
-            "them (`ipv4:` targets) unless an `*_ADDRESS` says otherwise."
+            "them (`ipv4:` targets) unless an `*_ADDRESS` says otherwise.",
         },
     )
     replica: int = field(
         default=0,
         metadata={
-            "doc": "This process's index among its service's replicas (set by the launcher)."
+            "check": NOT_NEGATIVE,
+            "doc": "This process's index among its service's replicas (set by the launcher).",
         },
     )
     health_port: int = field(
         default=0,
         metadata={
+            "check": PORT_OR_ZERO,
             "doc": "A plaintext port that serves only `grpc.health.v1` (no token, no data), "
             "for probes that cannot speak TLS, such as the kubelet's gRPC probe; 0 = none. "
-            "One service per host (a pod)."
+            "One service per host (a pod).",
         },
     )
     max_connection_age_seconds: float = field(
         default=30.0,
         metadata={
+            "check": SECONDS_OR_ZERO,
             "doc": "Servers close each client connection after this long (GOAWAY; calls in "
-            "flight finish), so clients re-resolve and new replicas get traffic; 0 = never."
+            "flight finish), so clients re-resolve and new replicas get traffic; 0 = never.",
         },
     )
     jwks: str = field(
@@ -306,7 +383,8 @@ class Settings:
     jwt_issuer: str = field(default="protomesh-dev", metadata={"doc": "Required `iss` claim."})
     jwt_audience: str = field(default="protomesh", metadata={"doc": "Required `aud` claim."})
     jwt_leeway_seconds: int = field(
-        default=30, metadata={"doc": "Clock skew tolerated on `exp`, `nbf` and `iat`."}
+        default=30,
+        metadata={"check": NOT_NEGATIVE, "doc": "Clock skew tolerated on `exp`, `nbf` and `iat`."},
     )
     service_token: str = field(
         default="",
@@ -316,27 +394,44 @@ class Settings:
         },
     )
     service_token_ttl_seconds: int = field(
-        default=3600, metadata={"doc": "Lifetime of internal service-identity tokens."}
+        default=3600,
+        metadata={"check": AT_LEAST_ONE, "doc": "Lifetime of internal service-identity tokens."},
     )
     health_check_interval_seconds: float = field(
-        default=2.0, metadata={"doc": "How often each service checks its database for health."}
+        default=2.0,
+        metadata={
+            "check": SECONDS,
+            "doc": "How often each service checks its database for health.",
+        },
     )
     grace_period_seconds: float = field(
-        default=10.0, metadata={"doc": "How long shutdown waits for in-flight RPCs."}
+        default=10.0,
+        metadata={"check": SECONDS_OR_ZERO, "doc": "How long shutdown waits for in-flight RPCs."},
     )
     max_message_bytes: int = field(
-        default=20 * 1024 * 1024, metadata={"doc": "Largest gRPC message a server accepts."}
+        default=20 * 1024 * 1024,
+        metadata={"check": AT_LEAST_ONE, "doc": "Largest gRPC message a server accepts."},
     )
     max_document_bytes: int = field(
-        default=1024 * 1024, metadata={"doc": "Largest document content accepted."}
+        default=1024 * 1024,
+        metadata={"check": AT_LEAST_ONE, "doc": "Largest document content accepted."},
     )
-    log_level: str = field(default="info", metadata={"doc": "debug, info, warning or error."})
-    log_format: str = field(default="json", metadata={"doc": "`json` or `console`."})
+    log_level: str = field(
+        default="info",
+        metadata={
+            "check": one_of("debug", "info", "warning", "error", "critical"),
+            "doc": "debug, info, warning or error.",
+        },
+    )
+    log_format: str = field(
+        default="json", metadata={"check": one_of("json", "console"), "doc": "`json` or `console`."}
+    )
     otel_exporter: str = field(
         default="off",
         metadata={
+            "check": one_of("off", "none", "console", "otlp"),
             "doc": "Tracing: `off` (no instrumentation is installed, zero cost), `console`, or "
-            "`otlp` (to `PROTOMESH_OTLP_ENDPOINT`)."
+            "`otlp` (to `PROTOMESH_OTLP_ENDPOINT`).",
         },
     )
     otlp_endpoint: str = field(
@@ -345,23 +440,32 @@ class Settings:
     metrics_port_base: int = field(
         default=0,
         metadata={
+            "check": PORT_OR_ZERO,
             "doc": "Prometheus `/metrics` ports: documents at this port, search +1, tasks +2, "
-            "cost +3, task workers +4; 0 disables. `protomesh up` uses 9101."
+            "cost +3, task workers +4; 0 disables. `protomesh up` uses 9101.",
         },
     )
     tenant_rate_limits: str = field(
         default="read=60000,write=30000,search=6000,expensive=600,stream=1200,admin=600",
         metadata={
+            "check": RATES,
             "doc": "Calls per minute per tenant and rate-limit class, per replica "
-            "(`CLASS=N,…`; 0 = unlimited); excess calls get RESOURCE_EXHAUSTED with RetryInfo."
+            "(`CLASS=N,…`; 0 = unlimited); excess calls get RESOURCE_EXHAUSTED with RetryInfo.",
         },
     )
     tenant_burst_seconds: float = field(
-        default=60.0, metadata={"doc": "Seconds of a tenant's rate it may spend at once."}
+        default=60.0,
+        metadata={
+            "check": SECONDS_OR_ZERO,
+            "doc": "Seconds of a tenant's rate it may spend at once.",
+        },
     )
     tenant_max_in_flight: int = field(
         default=256,
-        metadata={"doc": "Calls one tenant may have in flight per replica (0 = unlimited)."},
+        metadata={
+            "check": NOT_NEGATIVE,
+            "doc": "Calls one tenant may have in flight per replica (0 = unlimited).",
+        },
     )
     search_indexer: bool = field(
         default=True,
@@ -388,9 +492,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Builds settings from the environment, then applies keyword overrides (CLI flags)."""
+        """Builds settings from the environment, then applies keyword overrides (CLI
+        flags). Raises `ConfigError` listing every bad variable at once."""
         env = os.environ if environ is None else environ
-        settings: Settings = _load(cls, env, PREFIX)
+        problems: list[str] = []
+        settings: Settings = _load(cls, env, PREFIX, problems)
+        problems += _consistency(settings)
+        if problems:
+            raise ConfigError(sorted(problems))
         return dataclasses.replace(
             settings, **{k: v for k, v in overrides.items() if v is not None}
         )
@@ -513,44 +622,104 @@ def _walk(cls: type, prefix: str, path: str, section_doc: str) -> Iterator[Varia
         yield Variable(name, path + f.name, hints[f.name], default, f.metadata["doc"], section_doc)
 
 
-def _load(cls: type, env: Mapping[str, str], prefix: str) -> Any:
+class ConfigError(ValueError):
+    """Every bad `PROTOMESH_*` value found at once: `problems` holds one line per
+    variable, naming it with its value and the expected form
+    (`PROTOMESH_DOCUMENT_PORT='abc': expected an integer port 1-65535`); str()
+    joins them with "; " so one message says everything wrong."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def _load(cls: type, env: Mapping[str, str], prefix: str, problems: list[str]) -> Any:
+    """`cls` from `env`; a bad value is added to `problems` and its field keeps its
+    default, so every problem is found in one pass."""
     hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in fields(cls):
         if "section" in f.metadata:
-            values[f.name] = _load(hints[f.name], env, prefix + f.metadata["section"])
+            values[f.name] = _load(hints[f.name], env, prefix + f.metadata["section"], problems)
             continue
         name = f.metadata.get("env") or prefix + f.name.upper()
         raw = env.get(name)
-        if raw is not None and raw != "":
-            values[f.name] = _parse(hints[f.name], raw, name)
+        if raw is None or raw == "":
+            continue
+        check: Check | None = f.metadata.get("check")
+        try:
+            value = _parse(hints[f.name], raw)
+        except ValueError:
+            expected = check.expected if check else _expected_form(hints[f.name])
+            problems.append(f"{name}={raw!r}: expected {expected}")
+            continue
+        if check is not None and not check.accepts(value):
+            problems.append(f"{name}={raw!r}: expected {check.expected}")
+            continue
+        values[f.name] = value
     return cls(**values)
 
 
-def _parse(kind: Any, raw: str, name: str) -> Any:
-    origin = typing.get_origin(kind)
-    try:
-        if kind is bool:
-            if raw.lower() in {"1", "true", "yes", "on"}:
-                return True
-            if raw.lower() in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError(raw)
-        if kind is Path:
-            return Path(raw).expanduser()
-        if origin is tuple:
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-        if origin is dict:
-            pairs = [part.split("=", 1) for part in raw.split(",") if part.strip()]
-            if any(len(pair) != 2 for pair in pairs):
-                raise ValueError(raw)
-            return {key.strip(): value.strip() for key, value in pairs}
-        return kind(raw)
-    except ValueError:
-        expected = {tuple: "comma-separated list", dict: "list of KEY=VALUE pairs"}.get(
-            origin, getattr(kind, "__name__", str(kind))
+def _consistency(settings: Settings) -> list[str]:
+    """Problems no single variable shows: settings that only work together."""
+    problems: list[str] = []
+    embedder = settings.embedder
+    if embedder.kind.lower() == "openai":
+        missing = [
+            name
+            for name, value in (
+                ("PROTOMESH_EMBEDDER_BASE_URL", embedder.base_url),
+                ("PROTOMESH_EMBEDDER_MODEL", embedder.model),
+            )
+            if not value
+        ]
+        if missing:
+            problems.append(f"PROTOMESH_EMBEDDER=openai needs {' and '.join(missing)}")
+    if settings.db_pool_min > settings.db_pool_max:
+        problems.append(
+            f"PROTOMESH_DB_POOL_MIN={settings.db_pool_min} exceeds "
+            f"PROTOMESH_DB_POOL_MAX={settings.db_pool_max}"
         )
-        raise ValueError(f"{name}={raw!r} is not a valid {expected}") from None
+    return problems
+
+
+_FORMS: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "on or off (also true/false, yes/no, 1/0)",
+    tuple: "a comma-separated list",
+    dict: "comma-separated KEY=VALUE pairs",
+}
+
+
+def _expected_form(kind: Any) -> str:
+    return _FORMS.get(typing.get_origin(kind) or kind, getattr(kind, "__name__", str(kind)))
+
+
+def _parse(kind: Any, raw: str) -> Any:
+    """`raw` as a value of `kind`; ValueError when it is not one."""
+    origin = typing.get_origin(kind)
+    if kind is bool:
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(raw)
+    if kind is Path:
+        return Path(raw).expanduser()
+    if origin is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if origin is dict:
+        pairs = [part.split("=", 1) for part in raw.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(raw)
+        return {key.strip(): value.strip() for key, value in pairs}
+    if kind is float:
+        number = float(raw)
+        if not math.isfinite(number):
+            raise ValueError(raw)
+        return number
+    return kind(raw)
 
 
 def _format(value: Any) -> str:

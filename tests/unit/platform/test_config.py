@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.platform.config import (
+    ConfigError,
     EmbedderSettings,
     Settings,
     markdown_table,
@@ -133,15 +134,62 @@ def test_empty_values_mean_the_default_and_overrides_win() -> None:
 @pytest.mark.parametrize(
     ("name", "raw", "expected"),
     [
-        ("PROTOMESH_DOCUMENT_PORT", "abc", "PROTOMESH_DOCUMENT_PORT='abc' is not a valid int"),
-        ("PROTOMESH_SEARCH_INDEXER", "maybe", "not a valid bool"),
-        ("PROTOMESH_GATEWAY_BACKENDS", "pkg.A", "not a valid list of KEY=VALUE pairs"),
-        ("PROTOMESH_TASK_LEASE_SECONDS", "soon", "PROTOMESH_TASK_LEASE_SECONDS='soon'"),
+        (
+            "PROTOMESH_DOCUMENT_PORT",
+            "abc",
+            "PROTOMESH_DOCUMENT_PORT='abc': expected an integer port",
+        ),
+        ("PROTOMESH_DOCUMENT_PORT", "0", "PROTOMESH_DOCUMENT_PORT='0': expected an integer port"),
+        ("PROTOMESH_HEALTH_PORT", "65536", "expected an integer port 1-65535, or 0 for none"),
+        ("PROTOMESH_SEARCH_INDEXER", "maybe", "'maybe': expected on or off"),
+        ("PROTOMESH_GATEWAY_BACKENDS", "pkg.A", "'pkg.A': expected comma-separated KEY=VALUE"),
+        ("PROTOMESH_TASK_LEASE_SECONDS", "soon", "'soon': expected a number of seconds greater"),
+        ("PROTOMESH_TASK_LEASE_SECONDS", "0", "'0': expected a number of seconds greater"),
+        ("PROTOMESH_TASK_POLL_SECONDS", "nan", "'nan': expected a number of seconds"),
+        ("PROTOMESH_TASK_CONCURRENCY", "0", "'0': expected an integer of at least 1"),
+        ("PROTOMESH_GENERATOR_MAX_RETRIES", "-1", "'-1': expected an integer of at least 0"),
+        ("PROTOMESH_EMBEDDER", "bert", "'bert': expected one of minilm, openai, hashing"),
+        ("PROTOMESH_LOG_FORMAT", "xml", "'xml': expected one of json, console"),
+        ("PROTOMESH_TLS_CLIENT_AUTH", "maybe", "'maybe': expected one of none, require"),
+        ("PROTOMESH_TENANT_RATE_LIMITS", "read=fast", "expected comma-separated CLASS=PER_MINUTE"),
+        ("PROTOMESH_EMBEDDER", "openai", "PROTOMESH_EMBEDDER=openai needs PROTOMESH_EMBEDDER_BASE"),
     ],
 )
-def test_a_bad_value_names_its_variable(name: str, raw: str, expected: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(expected)):
+def test_a_bad_value_names_its_variable_and_the_expected_form(
+    name: str, raw: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)) as caught:
         Settings.from_env({name: raw})
+    assert len(caught.value.problems) == 1
+
+
+def test_every_bad_value_is_reported_at_once() -> None:
+    environ = {
+        "PROTOMESH_DOCUMENT_PORT": "abc",
+        "PROTOMESH_GATEWAY_PORT": "70000",
+        "PROTOMESH_TASK_LEASE_SECONDS": "soon",
+        "PROTOMESH_LOG_LEVEL": "loud",
+        "PROTOMESH_DB_POOL_MIN": "20",
+        "PROTOMESH_EMBEDDER_MAX_ATTEMPTS": "0",
+        "PROTOMESH_SEARCH_PORT": "50999",  # a good one among them: not reported
+    }
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(environ)
+    problems = caught.value.problems
+    assert problems == [
+        "PROTOMESH_DB_POOL_MIN=20 exceeds PROTOMESH_DB_POOL_MAX=10",
+        "PROTOMESH_DOCUMENT_PORT='abc': expected an integer port 1-65535",
+        "PROTOMESH_EMBEDDER_MAX_ATTEMPTS='0': expected an integer of at least 1",
+        "PROTOMESH_GATEWAY_PORT='70000': expected an integer port 1-65535",
+        "PROTOMESH_LOG_LEVEL='loud': expected one of debug, info, warning, error, critical",
+        "PROTOMESH_TASK_LEASE_SECONDS='soon': expected a number of seconds greater than 0",
+    ]
+    assert str(caught.value) == "; ".join(problems)
+    assert isinstance(caught.value, ValueError)  # callers that catch ValueError still do
+
+
+def test_every_default_passes_its_own_check() -> None:
+    Settings.from_env({v.name: v.default_text for v in variables()})
 
 
 def test_secrets_are_never_shown() -> None:

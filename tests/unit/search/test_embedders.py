@@ -150,7 +150,7 @@ def test_embedder_from_settings_choices() -> None:
     )
     assert isinstance(http, OpenAICompatibleEmbedder)
     assert http.dimensions == 384
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(ValueError, match="expected one of minilm, openai, hashing"):
         embedder_from_env({"PROTOMESH_EMBEDDER": "nope"})
     with pytest.raises(ValueError, match="BASE_URL"):
         embedder_from_env({"PROTOMESH_EMBEDDER": "openai"})
