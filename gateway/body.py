@@ -1,17 +1,26 @@
 """Reading request bodies from ASGI `receive`: whole JSON bodies under a size
 limit, and NDJSON bodies line by line (bounded line length, never buffered
-whole), plus the content-type checks that answer 415."""
+whole), plus the content-type checks that answer 415.
+
+Like grpc-gateway, a body sent without a Content-Type, or as
+`application/x-www-form-urlencoded` (what `curl -d '{...}'` sends), is read as
+JSON when it parses as JSON; when it does not, and for every other non-JSON
+type, the answer is 415."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from starlette.types import Receive
 
 from gateway.errors import GatewayError, payload_too_large, unsupported_media_type
-from gateway.jsonmap import BindError
+from gateway.jsonmap import BindError, NotJson, loads
 
 JSON_TYPES = ("application/json",)
+FORM = "application/x-www-form-urlencoded"
+# Types whose body is read as JSON when it parses as JSON (grpc-gateway does the same).
+JSON_IF_PARSES = ("", FORM)
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json")
 
 
@@ -23,13 +32,31 @@ def media_type(headers: Mapping[str, str]) -> str:
     return headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def check_json_content_type(headers: Mapping[str, str], body: bytes) -> None:
+def is_json_type(kind: str) -> bool:
+    return kind in JSON_TYPES or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+def json_payload(headers: Mapping[str, str], body: bytes) -> Any:
+    """The body of a unary request as JSON (None when empty). A JSON type that does
+    not parse is a 400; no type or a form type is JSON if it parses, else 415 (the
+    reason included); any other type is a 415."""
     kind = media_type(headers)
-    if not kind and not body:
-        return
-    if kind in JSON_TYPES or (kind.startswith("application/") and kind.endswith("+json")):
-        return
-    raise unsupported_media_type(kind, "application/json")
+    empty = not body.strip()
+    if is_json_type(kind):
+        return None if empty else loads(body)
+    if kind not in JSON_IF_PARSES:
+        raise unsupported_media_type(kind, "application/json")
+    if empty:
+        return None
+    try:
+        return loads(body)
+    except NotJson as exc:
+        error = unsupported_media_type(kind, "application/json")
+        error.message = (
+            f"content type {kind or '(none)'!r} is read as JSON only when the body is JSON, "
+            f"and this one is not ({exc}); send JSON with Content-Type: application/json"
+        )
+        raise error from None
 
 
 def check_ndjson_content_type(headers: Mapping[str, str]) -> None:

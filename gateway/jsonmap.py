@@ -71,6 +71,11 @@ class BindError(ValueError):
         self.field = field
 
 
+class NotJson(BindError):
+    """The bytes are not a JSON document at all (bad UTF-8 or bad syntax), as
+    opposed to JSON that does not fit the message."""
+
+
 def is_repeated(field: FieldDescriptor) -> bool:
     return bool(field.is_repeated)
 
@@ -178,11 +183,11 @@ def loads(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise BindError("request body is not valid UTF-8") from None
+        raise NotJson("request body is not valid UTF-8") from None
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
-        raise BindError(f"request body is not valid JSON: {exc}") from None
+        raise NotJson(f"request body is not valid JSON: {exc}") from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise BindError(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     return value

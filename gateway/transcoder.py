@@ -129,8 +129,7 @@ class Transcoder:
         payload: Any = None
         if route.body:
             raw = await bodies.read_body(receive, request.headers, self.max_body_bytes)
-            bodies.check_json_content_type(request.headers, raw)
-            payload = loads(raw) if raw.strip() else None
+            payload = bodies.json_payload(request.headers, raw)
         cursor = None
         if method.server_streaming and method.cursor_request_field:
             cursor = request.headers.get("last-event-id") or None

@@ -9,6 +9,8 @@ import pytest
 
 from tests.integration.gateway.harness import Backend
 
+FORM = "application/x-www-form-urlencoded"
+
 
 async def test_get_by_resource_name_returns_proto3_json(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/things/abc")
@@ -233,6 +235,46 @@ async def test_non_json_body_is_415(client: httpx.AsyncClient) -> None:
         "/v1/things", content=b"title=x", headers={"content-type": "text/plain"}
     )
     assert response.status_code == 415
+
+
+async def test_a_json_body_without_content_type_is_read_as_json(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/v1/things?thingId=plain", content=b'{"title": "no type"}')
+    assert response.status_code == 201, response.text
+    assert response.json()["title"] == "no type"
+
+
+async def test_a_form_encoded_json_body_is_read_as_json(client: httpx.AsyncClient) -> None:
+    # What `curl -d '{...}' URL` sends.
+    response = await client.post(
+        "/v1/things?thingId=curl",
+        content=b'{"title": "from curl"}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["title"] == "from curl"
+
+
+@pytest.mark.parametrize("content_type", ["", "application/x-www-form-urlencoded"])
+async def test_a_body_that_is_not_json_is_415_unless_typed_json(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = await client.post("/v1/things", content=b"title=x", headers=headers)
+    assert response.status_code == 415
+    error = response.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert "not valid JSON" in error["message"]
+    assert "Content-Type: application/json" in error["message"]
+
+
+async def test_an_empty_form_body_is_an_empty_request(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/things/a:archive", content=b"", headers={"content-type": FORM}
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["name"] == "things/a"
 
 
 async def test_bad_timeout_header_is_400(client: httpx.AsyncClient) -> None:
