@@ -8,6 +8,10 @@ Every error the gateway answers, from a backend or its own, has one shape:
 Details come from the backend's `grpc-status-details-bin` trailer (a serialized
 `google.rpc.Status`). `Retry-After` is derived from `RetryInfo` on 429/503, and
 401 answers carry `WWW-Authenticate: Bearer`.
+
+A stale `If-Match` is 412 Precondition Failed: services refuse a change made
+against an old etag with ABORTED (or FAILED_PRECONDITION) and an `ErrorInfo`
+whose reason is `ETAG_MISMATCH`; every other ABORTED stays 409.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
 }
 
 DETAILS_TRAILER = "grpc-status-details-bin"
+# ErrorInfo reasons answered with their own HTTP status, whatever the gRPC code says
+# in general (by the codes they may come with).
+PRECONDITION_REASONS = {"ETAG_MISMATCH"}
+PRECONDITION_CODES = (grpc.StatusCode.ABORTED, grpc.StatusCode.FAILED_PRECONDITION)
 WWW_AUTHENTICATE = 'Bearer realm="protomesh"'
 
 
@@ -156,6 +164,12 @@ def from_rpc_error(error: grpc.RpcError) -> GatewayError:
         details = [_any_to_json(d) for d in status.details]
         message = status.message or message
     http = http_status_of(code)
+    if (
+        status is not None
+        and code in PRECONDITION_CODES
+        and _reasons(status) & PRECONDITION_REASONS
+    ):
+        http = 412
     headers: dict[str, str] = {}
     if http in (429, 503) and status is not None:
         retry = _retry_after(status)
@@ -172,6 +186,16 @@ def decode_status(trailers: Sequence[tuple[str, Any]]) -> status_pb2.Status | No
             except DecodeError:
                 return None
     return None
+
+
+def _reasons(status: status_pb2.Status) -> set[str]:
+    reasons: set[str] = set()
+    for packed in status.details:
+        if packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            packed.Unpack(info)
+            reasons.add(info.reason)
+    return reasons
 
 
 def _retry_after(status: status_pb2.Status) -> int | None:

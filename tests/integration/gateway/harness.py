@@ -124,8 +124,14 @@ def make_servicer(pb: ModuleType, base: type, observed: Observed) -> Any:
             return thing
 
         async def DeleteThing(self, request: Any, context: Any) -> Any:
+            if request.etag == "busy":
+                await context.abort(grpc.StatusCode.ABORTED, "concurrent change, retry")
             if request.etag and request.etag != "v1":
-                await context.abort(grpc.StatusCode.ABORTED, "etag mismatch")
+                status = status_pb2.Status(code=code_pb2.ABORTED, message="etag mismatch")
+                packed = any_pb2.Any()
+                packed.Pack(error_details_pb2.ErrorInfo(reason="ETAG_MISMATCH", domain="test"))
+                status.details.append(packed)
+                await context.abort_with_status(rpc_status.to_status(status))
             return pb.DeleteThingResponse(name=request.name, etag=request.etag)
 
         async def ArchiveThing(self, request: Any, context: Any) -> Any:

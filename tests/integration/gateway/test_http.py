@@ -72,12 +72,23 @@ async def test_patch_derives_update_mask_from_body(client: httpx.AsyncClient) ->
     assert response.json()["name"] == "things/t1"
 
 
-async def test_if_match_reaches_etag_and_mismatch_is_409(client: httpx.AsyncClient) -> None:
+async def test_if_match_reaches_etag_and_a_stale_one_is_412(client: httpx.AsyncClient) -> None:
     ok = await client.delete("/v1/things/t1", headers={"If-Match": '"v1"'})
     assert ok.json() == {"name": "things/t1", "etag": "v1"}
     stale = await client.delete("/v1/things/t1", headers={"If-Match": '"v0"'})
-    assert stale.status_code == 409
-    assert stale.json()["error"]["status"] == "ABORTED"
+    assert stale.status_code == 412
+    error = stale.json()["error"]
+    assert error["code"] == 412
+    assert error["status"] == "ABORTED"
+    assert error["details"][0]["reason"] == "ETAG_MISMATCH"
+
+
+async def test_an_aborted_call_that_is_not_about_the_etag_stays_409(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.delete("/v1/things/t1", headers={"If-Match": '"busy"'})
+    assert response.status_code == 409
+    assert response.json()["error"]["status"] == "ABORTED"
 
 
 async def test_response_body_selects_one_field(client: httpx.AsyncClient) -> None:

@@ -67,6 +67,28 @@ def _status_trailer(*details: Any, code: int = 8, message: str = "busy") -> Any:
     return (("grpc-status-details-bin", status.SerializeToString()),)
 
 
+@pytest.mark.parametrize(
+    ("code", "reason", "http"),
+    [
+        (grpc.StatusCode.ABORTED, "ETAG_MISMATCH", 412),
+        (grpc.StatusCode.FAILED_PRECONDITION, "ETAG_MISMATCH", 412),
+        (grpc.StatusCode.ABORTED, "PRICE_CHANGED", 409),
+        (grpc.StatusCode.FAILED_PRECONDITION, "TASK_STATE", 400),
+        (grpc.StatusCode.INVALID_ARGUMENT, "ETAG_MISMATCH", 400),
+    ],
+)
+def test_only_an_etag_mismatch_is_412(code: grpc.StatusCode, reason: str, http: int) -> None:
+    trailers = _status_trailer(
+        error_details_pb2.ErrorInfo(reason=reason, domain="protomesh.dev"),
+        code=code.value[0],
+        message="changed",
+    )
+    error = from_rpc_error(FakeRpcError(code, "x", trailers))
+    assert error.http_status == http
+    assert error.body()["error"]["code"] == http
+    assert error.status == code.name
+
+
 def test_details_are_decoded_with_type_and_retry_after_is_rounded_up() -> None:
     trailers = _status_trailer(
         error_details_pb2.QuotaFailure(
