@@ -83,6 +83,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from bench.common import ALL_SCOPES, latency_summary
+from bench.goals import print_goals
 from cli.launcher import free_ports
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
@@ -1171,6 +1172,7 @@ def main() -> None:
             postgres.stop()
     text = json.dumps(result, indent=2, ensure_ascii=False)
     (out / "summary.json").write_text(text + "\n")
+    print_goals(result.get("goals", {}))
     print(text)
 
 

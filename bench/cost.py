@@ -51,6 +51,7 @@ from typing import Any
 import asyncpg
 import grpc
 
+from bench.goals import phase
 from protomesh.cost.v1 import cost_service_pb2 as pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as pb_grpc
 from services.cost.group_commit import GroupCommit
@@ -397,6 +398,7 @@ async def run(args: argparse.Namespace, dsn: str, data_dir: Path) -> dict[str, A
             for count, total in ((1, max(args.pairs // 3, 1)), (args.clients, args.pairs))
         ]
         for round_index in range(args.rounds):
+            phase(f"round {round_index + 1} of {args.rounds}: {len(shapes)} cells per service")
             for shape_index, (way, count, total) in enumerate(shapes):
                 # Which service goes first alternates from cell to cell and round to
                 # round, so neither always follows the heavier cell.

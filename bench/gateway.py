@@ -55,6 +55,7 @@ from typing import Any
 import grpc
 import httpx
 
+from bench.goals import phase
 from services.platform.config import environment_without_settings
 from tests.integration.gateway.harness import (
     REPO,
@@ -347,7 +348,9 @@ async def _measure(
             lean = LeanHttp(url)
             stack.push_async_callback(lean.close)
             targets[f"lean_{name}"] = Target(f"lean_{name}", lean.call)
+        phase(f"{len(targets)} targets, {rounds} interleaved rounds of {calls} calls")
         await _interleaved(list(targets.values()), calls, rounds)
+        phase(f"throughput, {concurrency} callers, {seconds:g} s per target")
 
         def p50s(name: str) -> dict[str, float]:
             return _percentiles(targets[name].samples)

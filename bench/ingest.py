@@ -59,6 +59,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import RunningSystem, latency_summary, running_system
+from bench.goals import at_least, at_most, phase, print_goals
 from bench.search_quality import examples
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
@@ -350,8 +351,11 @@ async def run(system: RunningSystem, args: argparse.Namespace) -> dict[str, Any]
     try:
         fresh = client(system, "fresh", channels)
         log(f"freshness: {args.fresh} documents with min_sequence, {args.fresh} by polling")
+        phase(f"write → searchable, {args.fresh} documents with read-your-writes")
         ryw = await freshness(fresh, writer, args.fresh, warmup=3, read_your_writes=True)
+        phase(f"write → searchable, {args.fresh} documents polled")
         polled = await freshness(fresh, writer, args.fresh, warmup=0, read_your_writes=False)
+        phase(f"bulk ingest in {args.rounds} rounds beside the raw embedder")
         done, model_id = await rounds(system, writer, args, channels)
     finally:
         for channel in channels:
@@ -413,9 +417,9 @@ async def run(system: RunningSystem, args: argparse.Namespace) -> dict[str, Any]
         # ingest's wall time the search process spent inside its embedder.
         "embedder_busy_ratio": round(busy_seconds / vector_seconds, 3),
         "goals": {
-            "searchable_p95_at_most_1s": searchable["p95_ms"] <= 1000,
-            "keyword_ingest_at_least_200_docs_s": keyword_per_s >= 200,
-            "vector_ingest_at_least_90_percent_of_raw": ratio >= 0.9,
+            "searchable_p95_ms": at_most(searchable["p95_ms"], 1000),
+            "keyword_docs_per_s": at_least(keyword_per_s, 200),
+            "pipeline_over_raw_ratio": at_least(ratio, 0.9),
         },
         "cpus": os.cpu_count(),
     }
@@ -437,6 +441,7 @@ def main() -> None:
         args.rounds = min(args.rounds, 2)
     with running_system(workers=0) as system:
         result = asyncio.run(run(system, args))
+    print_goals(result["goals"])
     print(json.dumps(result, indent=2))
 
 

@@ -26,6 +26,7 @@ import grpc
 import httpx
 
 from bench.common import RunningSystem, latency_summary, running_system
+from bench.goals import at_most, phase, print_goals
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.search.v1 import search_service_pb2 as search_pb
@@ -264,6 +265,10 @@ async def run(system: RunningSystem, args: argparse.Namespace) -> dict[str, Any]
         "grpc": direct_report,
         "gateway": gateway_report,
         "ratios": ratios,
+        "goals": {
+            "grpc_error_rate": at_most(direct_report["error_rate"], 0.0),
+            "gateway_error_rate": at_most(gateway_report["error_rate"], 0.0),
+        },
     }
 
 
@@ -276,7 +281,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="task worker coroutines")
     args = parser.parse_args()
     with running_system(workers=args.workers) as system:
+        phase(f"mixed load, {args.concurrency} callers, gRPC then through the gateway")
         result = asyncio.run(run(system, args))
+    print_goals(result["goals"])
     print(json.dumps(result, indent=2))
 
 

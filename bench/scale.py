@@ -40,6 +40,7 @@ import grpc
 import httpx
 
 from bench.common import RunningSystem, latency_summary, running_system
+from bench.goals import phase, print_goals
 from bench.load import QUERIES, seed
 from cli.status import Samples, parse_samples
 from protomesh.document.v1 import document_service_pb2 as doc_pb
@@ -320,8 +321,11 @@ def main() -> None:
     by_replicas = {}
     for replicas in REPLICA_COUNTS:
         with running_system(workers=args.workers, replicas=replicas, environ=UNLIMITED) as system:
+            phase(f"{replicas} replica(s) per service: Search, GetDocument, CreateTask")
             by_replicas[replicas] = asyncio.run(measure(system, args))
-    print(json.dumps(summarise(by_replicas, args), indent=2))
+    result = summarise(by_replicas, args)
+    print_goals(result["goals"])
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RunningSystem, latency_summary, running_system
+from bench.goals import at_least, at_most, phase, print_goals
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
 from protomesh.search.v1 import search_service_pb2 as pb
@@ -339,6 +340,7 @@ async def main(
     }
     try:
         await migrate(owner)
+        phase(f"loading {args.chunks:,} synthetic chunks")
         corpus = Corpus(args.chunks)
         result["load_seconds"] = round(await load(owner, corpus), 1)
         print(f"loaded {args.chunks} chunks in {result['load_seconds']} s", flush=True)
@@ -388,6 +390,7 @@ async def main(
                 await reference_ann(i)
             timings: dict[str, Any] = {}
             for clients in (1, 16):
+                phase(f"search and the reference SQL at {clients} client(s)")
                 timings[f"search_grpc_{clients}"] = await timed(grpc_search, args.queries, clients)
                 timings[f"reference_ann_{clients}"] = await timed(
                     reference_ann, args.queries, clients
@@ -411,6 +414,7 @@ async def main(
             }
 
             # Quality: our vector leg and the reference ANN vs exact, per tenant.
+            phase("recall and overlap against exact results")
             store = SearchStore(pool)
             ours, ann = [], []
             for tenant, _text, vec in queries[:100]:
@@ -467,6 +471,7 @@ async def main(
                 ),
             }
             print(json.dumps(result["quality"]), flush=True)
+            result["goals"] = search_goals(result)
         finally:
             await channel.close()
             await server.stop(grace=1.0)
@@ -476,7 +481,25 @@ async def main(
         server_pg.stop()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))  # noqa: ASYNC240
+    print_goals(result.get("goals", {}))
     print(json.dumps(result, indent=2))
+
+
+def search_goals(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Issue 16's goals at one client (stated for 100k chunks; a --quick run has
+    fewer, which the report's chunk count shows), and the quality speed may not
+    be bought with."""
+    quality = result["quality"]
+    return {
+        "search_p50_ms_1_client": at_most(result["latency"]["search_grpc_1"]["p50_ms"], 10.0),
+        "search_p50_over_reference_ann_p50": at_most(
+            result["ratios"]["search_p50_over_reference_ann_p50"], 4.0
+        ),
+        "vector_leg_recall_at_10": at_least(quality["vector_leg_recall_at_10"], 0.95),
+        "hybrid_overlap_at_10_with_exact_distances": at_least(
+            quality["hybrid_overlap_at_10_with_exact_distances"], 0.9
+        ),
+    }
 
 
 async def embedder_throughput() -> dict[str, Any]:
@@ -550,8 +573,10 @@ async def _end_to_end(
     documents = doc_grpc.DocumentServiceStub(document_channel)
     search = pb_grpc.SearchServiceStub(search_channel)
     try:
+        phase(f"ingesting {len(corpus)} python3.11-doc sections and waiting for their vectors")
         indexed = await e2e_ingest(documents, search, auth, corpus, args.index_timeout)
         print(json.dumps({"indexed": indexed}), file=sys.stderr, flush=True)
+        phase(f"{args.queries} keyword, vector and hybrid searches each, interleaved")
         searches: dict[str, list[float]] = {name: [] for name in E2E_MODES}
         alone: list[float] = []
         alone_spinning: list[float] = []
@@ -607,9 +632,7 @@ async def _end_to_end(
         "model_query_embedding_onnxruntime_defaults": latency_summary(alone_spinning),
         "hybrid_p50_over_model_p50_ms": round(hybrid_p50 - model_p50, 3),
         "degraded_answers": degraded,
-        "goals": {
-            "hybrid_p50_ms": {"value": hybrid_p50, "max": limit, "met": met},
-        },
+        "goals": {"hybrid_p50_ms": {"value": hybrid_p50, "max": limit, "met": met}},
         "cpus": os.cpu_count(),
     }
 
@@ -670,6 +693,7 @@ def run() -> None:
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(result, indent=2))
+        print_goals(result["goals"])
         print(json.dumps(result, indent=2))
         return
     args.queries = args.queries or 300

@@ -56,6 +56,7 @@ from ir_measures import R, nDCG
 
 from bench import corpora
 from bench.common import ALL_SCOPES
+from bench.goals import at_least, at_most, phase, print_goals
 from cli.launcher import free_ports
 from protomesh.document.v1 import document_service_pb2 as doc_pb
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
@@ -71,6 +72,8 @@ from services.platform.minilm import MiniLmOnnxEmbedder
 from services.platform.server import ServiceServer
 from services.search.indexer import embedding_input
 from services.search.service import make_spec
+
+HYBRID_MARGIN_MIN = 0.02  # hybrid nDCG@10 over its better leg, per set (issue 13)
 
 MODULES = (
     "argparse", "asyncio", "base64", "bisect", "calendar", "collections", "configparser",
@@ -322,7 +325,6 @@ async def run_set(stack: Stack, owner: str, name: str, args: argparse.Namespace)
         "truncation": await truncation(owner, tenant),
         "scores": scores,
         "hybrid_ndcg_over_best_leg": margin,
-        "goal": {"hybrid_margin_min": 0.02, "met": margin >= 0.02},
     }
 
 
@@ -330,19 +332,17 @@ async def run(owner: str, work: Path, args: argparse.Namespace) -> dict[str, Any
     sets: dict[str, Any] = {}
     async with running(owner, work) as stack:
         for name in args.sets.split(","):
+            phase(f"set {name.strip()}: ingest, index, {args.queries} queries per mode")
             sets[name] = await run_set(stack, owner, name.strip(), args)
-    return {
-        "benchmark": "search_quality",
-        "sets": sets,
-        "goal": {
-            "hybrid_margin_min": 0.02,
-            "truncated_token_share_max": 0.0,
-            "met": all(
-                s["goal"]["met"] and s["truncation"]["truncated_token_share"] == 0
-                for s in sets.values()
-            ),
-        },
-    }
+    goals: dict[str, dict[str, Any]] = {}
+    for name, found in sets.items():
+        goals[f"{name}.hybrid_ndcg_over_best_leg"] = at_least(
+            found["hybrid_ndcg_over_best_leg"], HYBRID_MARGIN_MIN
+        )
+        goals[f"{name}.truncated_token_share"] = at_most(
+            found["truncation"]["truncated_token_share"], 0.0
+        )
+    return {"benchmark": "search_quality", "sets": sets, "goals": goals}
 
 
 def main() -> None:
@@ -362,6 +362,7 @@ def main() -> None:
             result = asyncio.run(run(owner, Path(tmp), args))
         finally:
             postgres.stop()
+    print_goals(result["goals"])
     print(json.dumps(result, indent=2))
 
 

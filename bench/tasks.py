@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 import grpc
 
+from bench.goals import phase, print_goals
 from protomesh.task.v1 import task_service_pb2 as pb
 from protomesh.task.v1 import task_service_pb2_grpc as pb_grpc
 from services.platform.embedded import EmbeddedPostgres
@@ -189,6 +190,7 @@ async def main_async(args: argparse.Namespace, data_dir: Path, owner_dsn: str) -
         )
         runs: dict[str, dict[str, Any]] = {}
         for processes in dict.fromkeys((1, args.processes)):
+            phase(f"{args.tasks} noop tasks, {processes} worker process(es)")
             runs[f"{processes}_worker_processes"] = await run_once(
                 env,
                 owner_dsn,
@@ -226,6 +228,7 @@ def main() -> None:
         finally:
             postgres.stop()
     text = json.dumps(result, indent=2)
+    print_goals(result["goals"])
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -1,36 +1,34 @@
-"""`protomesh bench`: runs the `bench/` scripts (each prints one JSON object) and
-writes a Markdown report — the headline figures of every run in one table, the
-raw JSON below it — that the README links to.
-
-The figures come from the JSON itself (every numeric leaf whose key names a
-latency percentile, a rate, a ratio or a quality measure), so a script that
-reports something new shows up without touching this module. A `goals` section
-of {name: {value, min or max, met}} (bench/answer_quality) marks the figure of
-that name with its goal and whether it was met."""
+"""`protomesh bench`: runs the `bench/` scripts one after another (each prints one
+JSON object, and `phase: …` lines on stderr while it works), shows which bench and
+which phase is running, and writes the Markdown report with a chart per bench
+(cli/bench_report.py, cli/bench_charts.py) that the README links to."""
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import re
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from cli import bench_charts
+from cli.bench_report import Goal, goals, headline, report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-HEADLINE = re.compile(
-    r"(p50|p95|p99|per_s|qps|ratio|over_|recall|overlap|ndcg|overspend|error_rate|speedup"
-    r"|_rate$|precision|correct_citation)",
-    re.IGNORECASE,
-)
+PHASE_PREFIX = "phase: "  # bench/goals.py writes it; the scripts' other stderr is kept for errors
+ERROR_TAIL = 5
+
+__all__ = ["BENCHES", "Bench", "Goal", "Outcome", "available", "goals", "headline", "report", "run"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +39,12 @@ class Bench:
     about: str
     full: tuple[str, ...] = ()
     quick: tuple[str, ...] = ()
+    key: str = ""  # when one script is listed twice: what tells the runs apart
+
+    @property
+    def slug(self) -> str:
+        """The bench's name in the report, its anchor and its chart's file name."""
+        return self.key or self.name
 
 
 BENCHES = (
@@ -62,6 +66,7 @@ BENCHES = (
         "end to end: protomesh up, real MiniLM query embedding, ~2.8k chunks of real text",
         ("--end-to-end",),
         ("--end-to-end",),
+        key="search_end_to_end",
     ),
     Bench("tasks", "task queue throughput and start latency", (), ("--tasks", "500")),
     Bench("cost", "reserve/commit pairs and overspend", (), ("--pairs", "600")),
@@ -139,70 +144,56 @@ def available(root: Path = REPO_ROOT) -> list[Bench]:
     return [b for b in BENCHES if (root / "bench" / f"{b.name}.py").exists()]
 
 
-def headline(result: dict[str, Any]) -> list[tuple[str, float]]:
-    """(dotted path, value) for every headline figure in a result."""
-    return [
-        (path, value) for path, value in _leaves(result) if HEADLINE.search(path.split(".")[-1])
-    ]
-
-
-def goal_notes(result: dict[str, Any]) -> dict[str, tuple[Any, str]]:
-    """Goal name → (its value, e.g. "goal ≥ 0.9: met") for a `goals` section whose
-    entries are {value, min or max, met}; other shapes of goals are left alone."""
-    goals = result.get("goals")
-    notes: dict[str, tuple[Any, str]] = {}
-    if not isinstance(goals, dict):
-        return notes
-    for name, goal in goals.items():
-        if not isinstance(goal, dict) or not isinstance(goal.get("met"), bool):
-            continue
-        bound = next(
-            (
-                f" {sign} {_number(goal[key])}"
-                for key, sign in (("min", "≥"), ("max", "≤"))
-                if isinstance(goal.get(key), int | float)
-            ),
-            "",
-        )
-        met = "met" if goal["met"] else "**not met**"
-        notes[name] = (goal.get("value"), f"goal{bound}: {met}")
-    return notes
-
-
-def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from _leaves(item, f"{prefix}.{key}" if prefix else str(key))
-    elif isinstance(value, bool):
-        return
-    elif isinstance(value, int | float):
-        yield prefix, value
-
-
-def run_one(bench: Bench, quick: bool, timeout_seconds: float, root: Path = REPO_ROOT) -> Outcome:
+def run_one(
+    bench: Bench,
+    quick: bool,
+    timeout_seconds: float,
+    root: Path = REPO_ROOT,
+    on_phase: Callable[[str], None] = lambda _: None,
+) -> Outcome:
+    """Runs one script to its end (or its timeout), reporting each `phase:` line it
+    writes; the outcome holds the JSON it printed last, or why there is none."""
     args = bench.quick if quick else bench.full
     started = time.perf_counter()
-    try:
-        done = subprocess.run(
+    tail: deque[str] = deque(maxlen=ERROR_TAIL)
+    with tempfile.TemporaryFile("w+") as stdout:
+        process = subprocess.Popen(
             [sys.executable, "-m", f"bench.{bench.name}", *args],
             cwd=root,
             env={**os.environ, "PROTOMESH_LOG_LEVEL": "warning"},
-            capture_output=True,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout_seconds,
-            check=False,
         )
-    except subprocess.TimeoutExpired:
+        timed_out = threading.Event()
+
+        def give_up() -> None:
+            timed_out.set()
+            process.kill()
+
+        timer = threading.Timer(timeout_seconds, give_up)
+        timer.start()
+        try:
+            assert process.stderr is not None
+            for line in process.stderr:
+                text = line.rstrip()
+                if text.startswith(PHASE_PREFIX):
+                    on_phase(text.removeprefix(PHASE_PREFIX))
+                elif text:
+                    tail.append(text)
+            returncode = process.wait()
+        finally:
+            timer.cancel()
         seconds = time.perf_counter() - started
-        return Outcome(bench, args, seconds, None, f"timed out after {timeout_seconds:g}s")
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        return Outcome(bench, args, seconds, None, f"exit {done.returncode}: {tail}")
-    try:
-        return Outcome(bench, args, seconds, _last_json_object(done.stdout))
-    except ValueError as exc:
-        return Outcome(bench, args, seconds, None, str(exc))
+        if timed_out.is_set():
+            return Outcome(bench, args, seconds, None, f"timed out after {timeout_seconds:g}s")
+        if returncode != 0:
+            return Outcome(bench, args, seconds, None, f"exit {returncode}: " + "\n".join(tail))
+        stdout.seek(0)
+        try:
+            return Outcome(bench, args, seconds, _last_json_object(stdout.read()))
+        except ValueError as exc:
+            return Outcome(bench, args, seconds, None, str(exc))
 
 
 def _last_json_object(text: str) -> dict[str, Any]:
@@ -218,58 +209,16 @@ def _last_json_object(text: str) -> dict[str, Any]:
     return parsed
 
 
-def report(outcomes: Sequence[Outcome], quick: bool) -> str:
-    """The Markdown report."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        "# protomesh benchmarks",
-        "",
-        f"Measured {now} by `protomesh bench{' --quick' if quick else ''}` on "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s), Python "
-        f"{platform.python_version()}. Every figure comes from one run of the script in "
-        "`bench/` named in the first column; ratios compare with a baseline measured in the "
-        "same run. Re-run with `make bench` (or `protomesh bench --only NAME`).",
-        "",
-        "| bench | figure | value |",
-        "| --- | --- | ---: |",
-    ]
-    for outcome in outcomes:
-        if outcome.result is None:
-            lines.append(f"| {outcome.bench.name} | **failed** | {outcome.error.splitlines()[0]} |")
-            continue
-        notes = goal_notes(outcome.result)
-        for path, value in headline(outcome.result):
-            leaf = path.split(".")[-1]
-            note = f" ({notes.pop(leaf)[1]})" if leaf in notes else ""
-            lines.append(f"| {outcome.bench.name} | `{path}` | {_number(value)}{note} |")
-        for name, (value, note) in notes.items():  # goals whose figure is not a headline
-            shown = _number(value) if isinstance(value, int | float) else "n/a"
-            lines.append(f"| {outcome.bench.name} | `goals.{name}` | {shown} ({note}) |")
-    lines += ["", "## Runs", ""]
-    for outcome in outcomes:
-        lines += [f"### {outcome.bench.name}: {outcome.bench.about}", ""]
-        command = " ".join(("python -m", f"bench.{outcome.bench.name}", *outcome.args))
-        lines += [f"`{command}` — {outcome.seconds:.0f} s", ""]
-        if outcome.result is None:
-            lines += ["```", outcome.error, "```", ""]
-        else:
-            lines += [
-                "<details><summary>JSON</summary>",
-                "",
-                "```json",
-                json.dumps(outcome.result, indent=2),
-                "```",
-                "",
-                "</details>",
-                "",
-            ]
-    return "\n".join(lines)
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.3f}".rstrip("0").rstrip(".")
+def select(only: Sequence[str], root: Path = REPO_ROOT) -> list[Bench]:
+    """The benches `--only` names (a script's name or a run's slug), all if none."""
+    benches = available(root)
+    known = {b.name for b in benches} | {b.slug for b in benches}
+    unknown = sorted(set(only) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown bench {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+        )
+    return [b for b in benches if not only or b.name in only or b.slug in only]
 
 
 def run(
@@ -281,26 +230,58 @@ def run(
     root: Path = REPO_ROOT,
 ) -> list[Outcome]:
     """Runs the selected benches one after another (never in parallel: they
-    measure the machine) and writes the report; returns the outcomes."""
-    benches = available(root)
-    unknown = sorted(set(only) - {b.name for b in benches})
-    if unknown:
-        raise ValueError(
-            f"unknown bench {', '.join(unknown)}; choose from {', '.join(b.name for b in benches)}"
-        )
-    selected = [b for b in benches if not only or b.name in only]
+    measure the machine), showing each one's phase as it goes and its goals when
+    it ends, then writes the report and its charts; returns the outcomes."""
+    selected = select(only, root)
     outcomes = []
-    for bench in selected:
-        with console.status(f"bench {bench.name}: {bench.about}..."):
-            outcome = run_one(bench, quick, timeout_seconds, root)
-        mark = (
-            "[green]ok[/green]"
-            if outcome.result is not None
-            else f"[red]{outcome.error.splitlines()[0]}[/red]"
-        )
-        console.print(f"{bench.name:<14} {outcome.seconds:6.0f} s  {mark}")
-        outcomes.append(outcome)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("[dim]{task.fields[phase]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        for number, bench in enumerate(selected, 1):
+            task = progress.add_task(f"[{number}/{len(selected)}] {bench.slug}", phase="starting")
+
+            def show(phase: str, task: Any = task) -> None:
+                progress.update(task, phase=phase)
+
+            outcome = run_one(bench, quick, timeout_seconds, root, show)
+            progress.remove_task(task)
+            _print_outcome(console, number, len(selected), outcome)
+            outcomes.append(outcome)
+    charts = write_charts(outcomes, output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report(outcomes, quick))
-    console.print(f"report: {output}")
+    output.write_text(report(outcomes, quick, charts))
+    console.print(
+        f"report: {output}" + (f" (charts in {output.with_suffix('')})" if charts else "")
+    )
     return outcomes
+
+
+def _print_outcome(console: Console, number: int, total: int, outcome: Outcome) -> None:
+    head = f"[{number}/{total}] {outcome.bench.slug:<18} {outcome.seconds:6.0f} s  "
+    if outcome.result is None:
+        console.print(head + f"[red]failed[/red]: {outcome.error.splitlines()[0]}", markup=True)
+        return
+    console.print(head + "[green]ok[/green]")
+    for goal in goals(outcome.result):
+        mark = "[green]✓[/green]" if goal.met else "[red]✗[/red]"
+        value = "n/a" if goal.value is None else f"{goal.value:g}"
+        console.print(f"    {mark} {goal.name} = {value} (goal {goal.bound or '—'})")
+
+
+def write_charts(outcomes: Sequence[Outcome], output: Path) -> dict[str, Path]:
+    """One PNG per bench with something to chart, in a directory named after the
+    report (docs/benchmarks/ for docs/benchmarks.md); slug → path relative to the
+    report's directory."""
+    directory = output.with_suffix("")
+    charts = {}
+    for outcome in outcomes:
+        if outcome.result is None:
+            continue
+        path = directory / f"{outcome.bench.slug}.png"
+        if bench_charts.draw(f"{outcome.bench.slug}: {outcome.bench.about}", outcome.result, path):
+            charts[outcome.bench.slug] = path.relative_to(output.parent)
+    return charts

@@ -1,10 +1,12 @@
-"""`protomesh bench`: runs bench scripts as `python -m bench.NAME`, collects the
-JSON each prints, and writes the Markdown report (scripts here are stand-ins in
-a scratch tree, so the test takes a second, not the benches' minutes)."""
+"""`protomesh bench`: runs bench scripts as `python -m bench.NAME`, shows their
+phases, collects the JSON each prints, and writes the Markdown report with its
+goal table and charts (scripts here are stand-ins in a scratch tree, so the test
+takes seconds, not the benches' minutes)."""
 
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,16 @@ from rich.console import Console
 
 from cli import bench
 
-FAST = 'import json; print("loading..."); print(json.dumps({"grpc": {"p50_ms": 0.5, "ops": 10}, "ratio": 1.25, "ok": True}, indent=2))'
-BROKEN = 'import sys; print("boom", file=sys.stderr); sys.exit(3)'
+FAST = (
+    "import json, sys\n"
+    'print("phase: warming up", file=sys.stderr, flush=True)\n'
+    'print("loading...")\n'
+    'print("phase: measuring", file=sys.stderr, flush=True)\n'
+    'print(json.dumps({"grpc": {"p50_ms": 0.5, "p99_ms": 0.9, "ops_per_s": 10}, "ratio": 1.25,'
+    ' "ok": True, "goals": {"ratio": {"value": 1.25, "max": 1.5, "met": True}}}, indent=2))'
+)
+BROKEN = 'import sys; print("phase: starting", file=sys.stderr); print("boom", file=sys.stderr); sys.exit(3)'
+SLOW = "import time; time.sleep(30)"
 
 
 def scratch_tree(tmp_path: Path, scripts: dict[str, str]) -> Path:
@@ -52,16 +62,48 @@ def test_a_run_writes_a_report_with_figures_and_failures(tmp_path: Path) -> None
         ("documents", False),
     ]
     text = output.read_text()
-    assert "| rpc_overhead | `grpc.p50_ms` | 0.5 |" in text
-    assert "| rpc_overhead | `ratio` | 1.25 |" in text
-    assert "| documents | **failed** | exit 3: boom |" in text
+    assert "| `grpc.p50_ms` | 0.5 |" in text
+    assert "| `ratio` | 1.25 (goal ≤ 1.5: met) |" in text
+    assert "| [rpc_overhead](#rpc_overhead) | `ratio` | 1.25 | ≤ 1.5 | met |" in text
+    assert "| [documents](#documents) | the run | — | — | **failed** |" in text
+    assert "exit 3: boom" in text
+    assert "phase: starting" not in text
+    assert "1 of 1 goals met." in text
     assert "python -m bench.rpc_overhead --calls 1000" in text
+    # The chart sits beside the report and the report embeds it.
+    assert (tmp_path / "report" / "rpc_overhead.png").read_bytes().startswith(b"\x89PNG")
+    assert "![rpc_overhead](report/rpc_overhead.png)" in text
+    assert not (tmp_path / "report" / "documents.png").exists()
+
+
+def test_phases_reach_the_caller_and_a_slow_bench_times_out(tmp_path: Path) -> None:
+    root = scratch_tree(tmp_path, {"rpc_overhead": FAST, "documents": SLOW})
+    by_name = {b.name: b for b in bench.BENCHES}
+    seen: list[str] = []
+
+    done = bench.run_one(by_name["rpc_overhead"], True, 60, root, seen.append)
+    late = bench.run_one(by_name["documents"], True, 1, root)
+
+    assert seen == ["warming up", "measuring"]
+    assert done.result is not None
+    assert done.result["ratio"] == 1.25
+    assert late.result is None
+    assert late.error == "timed out after 1s"
+    assert late.seconds < 10
+
+
+def test_a_script_listed_twice_is_told_apart_by_its_slug(tmp_path: Path) -> None:
+    slugs = [b.slug for b in bench.BENCHES]
+
+    assert len(slugs) == len(set(slugs))
+    assert [b.slug for b in bench.select(["search"])] == ["search", "search_end_to_end"]
+    assert [b.slug for b in bench.select(["search_end_to_end"])] == ["search_end_to_end"]
 
 
 def test_unknown_bench_names_are_refused_with_the_choices(tmp_path: Path) -> None:
     root = scratch_tree(tmp_path, {"rpc_overhead": FAST})
 
-    with pytest.raises(ValueError, match="choose from rpc_overhead"):
+    with pytest.raises(ValueError, match="unknown bench nope; choose from rpc_overhead"):
         bench.run(Console(file=io.StringIO()), ["nope"], True, tmp_path / "r.md", 60, root)
 
 
@@ -129,13 +171,14 @@ def test_answer_quality_and_vector_codec_figures_and_goals_reach_the_report() ->
         bench.Outcome(by_name["vector_codec"], by_name["vector_codec"].quick, 9, VECTOR_CODEC),
     ]
     text = bench.report(outcomes, quick=True)
-    row = "| answer_quality | `metrics.{}` | {} |".format
+    row = "| `metrics.{}` | {} |".format
     assert row("answerable.answer_rate", "0.9") in text
     assert row("answerable.answered_with_correct_citation", "0.833 (goal ≥ 0.8: met)") in text
     assert row("citations.citation_precision", "0.875 (goal ≥ 0.9: **not met**)") in text
     assert row("unanswerable.abstention_rate", "0.9 (goal ≥ 0.9: met)") in text
-    assert "`goals." not in text  # each goal is noted on its figure, not repeated
-    assert "| vector_codec | `binary_over_text.store_32_p50` | 0.61 |" in text
+    assert "| `goals." not in text  # each goal is noted on its figure, not repeated
+    assert "| `binary_over_text.store_32_p50` | 0.61 |" in text
+    assert "2 of 3 goals met." in text
     assert "python -m bench.vector_codec --rows 5000 --queries 100 --batches 50" in text
 
 
@@ -145,4 +188,25 @@ def test_a_goal_without_a_figure_gets_its_own_row() -> None:
 
     text = bench.report([outcome], quick=True)
 
-    assert "| rpc_overhead | `goals.abstention_rate` | n/a (goal ≥ 0.9: **not met**) |" in text
+    assert "| `goals.abstention_rate` | n/a (goal ≥ 0.9: **not met**) |" in text
+    assert "| `abstention_rate` | n/a | ≥ 0.9 | **not met** |" in text
+
+
+def test_charts_show_percentiles_throughput_and_quality_and_skip_the_rest() -> None:
+    from cli import bench_charts
+
+    shown = bench_charts.panels(
+        {
+            "bare": {"p50_ms": 0.2, "p99_ms": 0.4, "throughput_rps": 4000.0},
+            "chain": {"p50_ms": 0.3, "p95_ms": 0.35, "p99_ms": 0.6, "throughput_rps": 3000.0},
+            "quality": {"recall_at_10": 0.97, "chunks": 20000},
+            "goals": {"ratio": {"value": 1.5, "max": 1.25, "met": False}},
+        }
+    )
+
+    assert list(shown.latency) == ["bare", "chain"]
+    assert shown.latency["chain"] == (0.3, 0.35, 0.6)
+    assert math.isnan(shown.latency["bare"][1])  # no p95 reported: no bar, not a made-up one
+    assert shown.throughput == {"bare.throughput_rps": 4000.0, "chain.throughput_rps": 3000.0}
+    assert shown.quality == {"quality.recall_at_10": 0.97}
+    assert not bench_charts.panels({"note": "text", "count": 3})
