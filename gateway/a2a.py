@@ -1,6 +1,7 @@
-"""A2A v1.0 on the gateway: the agent card at `/.well-known/agent-card.json` and
-the HTTP+JSON binding under `/a2a` (the a2a-sdk's REST routes), mapped onto
-TaskService over gRPC with the caller's bearer token.
+"""A2A v1.0 on the gateway: the agent card at `/.well-known/agent-card.json`, the
+HTTP+JSON binding under `/a2a` (the a2a-sdk's REST routes) and the JSON-RPC binding
+at `/a2a/jsonrpc` (gateway/a2a_jsonrpc.py), both over one request handler that maps
+them onto TaskService over gRPC with the caller's bearer token.
 
 - send message: a new task from the message (or, with `taskId`, input for a task
   waiting on the user); waits for a terminal or interrupted state unless
@@ -10,7 +11,8 @@ TaskService over gRPC with the caller's bearer token.
   task as it is now;
 - get (with `historyLength`), list (paged, newest first), cancel.
 
-gRPC statuses become the binding's errors (NOT_FOUND → 404 TaskNotFound,
+gRPC statuses become the bindings' errors (gateway/a2a_errors.py; over HTTP+JSON:
+NOT_FOUND → 404 TaskNotFound,
 FAILED_PRECONDITION on cancel → 409 TaskNotCancelable, INVALID_ARGUMENT → 400,
 UNAUTHENTICATED → 401 with `WWW-Authenticate`, PERMISSION_DENIED → 403,
 RESOURCE_EXHAUSTED → 429, UNAVAILABLE → 503)."""
@@ -37,70 +39,30 @@ from starlette.types import Message, Receive, Scope, Send
 
 from gateway import a2a_mapping as mapping
 from gateway import errors as gateway_errors
+from gateway.a2a_errors import a2a_error
+from gateway.a2a_jsonrpc import jsonrpc_routes
 from gateway.backends import Backends
 from gateway.mcp_http import bearer_token
 from gateway.responses import send_error
 from protomesh.task.v1 import task_service_pb2 as pb
+from services.platform.metrics import version as package_version
 from services.task import following
 
 TASK_SERVICE = "protomesh.task.v1.TaskService"
 A2A_PATH = "/a2a"
+JSONRPC_PATH = "/jsonrpc"
 CALL_TIMEOUT_SECONDS = 30.0
 BLOCKING_SECONDS = 120.0
-
-
-class Unauthenticated(errors.A2AError):
-    message = "Authentication required"
-
-
-class PermissionDenied(errors.A2AError):
-    message = "Permission denied"
-
-
-class RateLimited(errors.A2AError):
-    message = "Too many requests"
-
-
-class Unavailable(errors.A2AError):
-    message = "Service unavailable"
-
-
-# The SDK maps its error types to HTTP statuses through this table; the binding's
-# auth and overload statuses have no type of their own there, so they get ours.
-errors.A2A_ERROR_MAPPING.update(
-    {
-        Unauthenticated: errors.ErrorMapping(401, "UNAUTHENTICATED", "UNAUTHENTICATED"),
-        PermissionDenied: errors.ErrorMapping(403, "PERMISSION_DENIED", "PERMISSION_DENIED"),
-        RateLimited: errors.ErrorMapping(429, "RESOURCE_EXHAUSTED", "RATE_LIMITED"),
-        Unavailable: errors.ErrorMapping(503, "UNAVAILABLE", "UNAVAILABLE"),
-    }
-)
-
-
-def a2a_error(exc: grpc.aio.AioRpcError, cancel: bool = False) -> errors.A2AError:
-    code, details = exc.code(), exc.details() or ""
-    if code == grpc.StatusCode.NOT_FOUND:
-        return errors.TaskNotFoundError(details)
-    if cancel and code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.ABORTED):
-        return errors.TaskNotCancelableError(details)
-    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
-        return errors.InvalidParamsError(details)
-    if code == grpc.StatusCode.UNAUTHENTICATED:
-        return Unauthenticated(details)
-    if code == grpc.StatusCode.PERMISSION_DENIED:
-        return PermissionDenied(details)
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return RateLimited(details)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return Unavailable(details)
-    return errors.InternalError(f"{code.name}: {details}")
+# TaskService's largest page, for counting the tasks a listing matches.
+COUNT_PAGE_SIZE = 1000
 
 
 class TaskServiceAgent(RequestHandler):
     """The A2A request handler backed by TaskService."""
 
-    def __init__(self, backends: Backends) -> None:
+    def __init__(self, backends: Backends, count_page_size: int = COUNT_PAGE_SIZE) -> None:
         self.backends = backends
+        self.count_page_size = count_page_size
 
     # -- gRPC plumbing -------------------------------------------------------
 
@@ -171,22 +133,48 @@ class TaskServiceAgent(RequestHandler):
         page_size = params.page_size or 50
         if not 1 <= page_size <= 100:
             raise errors.InvalidParamsError("pageSize: must be between 1 and 100")
-        response: pb.ListTasksResponse = await self._call(
-            "ListTasks",
-            pb.ListTasksRequest(
-                page_size=page_size, page_token=params.page_token, filter=" AND ".join(clauses)
-            ),
-            pb.ListTasksResponse,
-            context,
-        )
+        task_filter = " AND ".join(clauses)
+        response = await self._list(task_filter, page_size, params.page_token, context)
         return a2a.ListTasksResponse(
             tasks=[
                 mapping.to_a2a_task(task, 0, params.include_artifacts) for task in response.tasks
             ],
             next_page_token=response.next_page_token,
             page_size=page_size,
-            total_size=len(response.tasks),
+            total_size=await self._count(task_filter, response, params.page_token, context),
         )
+
+    async def _list(
+        self, task_filter: str, page_size: int, page_token: str, context: ServerCallContext
+    ) -> pb.ListTasksResponse:
+        response: pb.ListTasksResponse = await self._call(
+            "ListTasks",
+            pb.ListTasksRequest(page_size=page_size, page_token=page_token, filter=task_filter),
+            pb.ListTasksResponse,
+            context,
+        )
+        return response
+
+    async def _count(
+        self,
+        task_filter: str,
+        page: pb.ListTasksResponse,
+        page_token: str,
+        context: ServerCallContext,
+    ) -> int:
+        """How many tasks match `task_filter` on all pages together (A2A's `totalSize`).
+        A first page that is also the last one says it; otherwise, as TaskService
+        answers no count, the matching tasks are paged through, `count_page_size` at
+        a time."""
+        if not page_token and not page.next_page_token:
+            return len(page.tasks)
+        total, token = 0, ""
+        while True:
+            counted = await self._list(task_filter, self.count_page_size, token, context)
+            total += len(counted.tasks)
+            token = counted.next_page_token
+            if not token:
+                return total
 
     async def on_cancel_task(
         self, params: a2a.CancelTaskRequest, context: ServerCallContext
@@ -309,21 +297,28 @@ def _quoted(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def agent_card(base_url: str, version: str = "1.0.0") -> a2a.AgentCard:
+def interfaces(base_url: str) -> list[a2a.AgentInterface]:
+    """The bindings the gateway serves, the preferred first: HTTP+JSON under
+    `/a2a`, JSON-RPC at `/a2a/jsonrpc`."""
+    root = base_url.rstrip("/") + A2A_PATH
+    return [
+        a2a.AgentInterface(url=root, protocol_binding="HTTP+JSON", protocol_version="1.0"),
+        a2a.AgentInterface(
+            url=root + JSONRPC_PATH, protocol_binding="JSONRPC", protocol_version="1.0"
+        ),
+    ]
+
+
+def agent_card(base_url: str, version: str | None = None) -> a2a.AgentCard:
+    """protomesh's agent card (`version`: protomesh's installed version by default)."""
     card = a2a.AgentCard(
         name="protomesh",
         description=(
             "Answers questions and researches topics from the caller's own documents, with "
             "citations. Every call is scoped to the tenant of the bearer token."
         ),
-        version=version,
-        supported_interfaces=[
-            a2a.AgentInterface(
-                url=base_url.rstrip("/") + A2A_PATH,
-                protocol_binding="HTTP+JSON",
-                protocol_version="1.0",
-            )
-        ],
+        version=version or package_version(),
+        supported_interfaces=interfaces(base_url),
         capabilities=a2a.AgentCapabilities(streaming=True, push_notifications=False),
         default_input_modes=["text/plain", "application/json"],
         default_output_modes=["text/markdown", "application/json"],
@@ -382,12 +377,14 @@ class RequireBearer:
 
 
 def a2a_routes(backends: Backends, base_url: str) -> list[BaseRoute]:
-    """The agent card and the binding's routes, or none without a TaskService."""
+    """The agent card and both bindings' routes over one request handler, or none
+    without a TaskService."""
     if TASK_SERVICE not in backends.addresses:
         return []
     from starlette.routing import Mount, Router
 
-    binding = Router(routes=create_rest_routes(TaskServiceAgent(backends)))
+    agent = TaskServiceAgent(backends)
+    binding = Router(routes=[*create_rest_routes(agent), *jsonrpc_routes(agent, JSONRPC_PATH)])
     return [
         *create_agent_card_routes(agent_card(base_url)),
         Mount(A2A_PATH, app=RequireBearer(binding)),

@@ -5,6 +5,7 @@ and tenant isolation."""
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,12 +29,27 @@ LAMP = "The lighthouse lamp is lit at dusk and trimmed every four hours by the k
 
 
 @asynccontextmanager
-async def agent(cluster: Cluster, tenant: str, streaming: bool = True) -> AsyncIterator[Client]:
+async def agent(
+    cluster: Cluster,
+    tenant: str,
+    streaming: bool = True,
+    binding: str = "HTTP+JSON",
+    paths: list[str] | None = None,
+) -> AsyncIterator[Client]:
+    """The official client over `binding`; the path of every request it makes is
+    appended to `paths`."""
+
+    async def record(request: httpx.Request) -> None:
+        if paths is not None:
+            paths.append(request.url.path)
+
     http = httpx.AsyncClient(
-        headers={"Authorization": f"Bearer {cluster.token(tenant)}"}, timeout=60
+        headers={"Authorization": f"Bearer {cluster.token(tenant)}"},
+        timeout=60,
+        event_hooks={"request": [record]},
     )
     config = ClientConfig(
-        httpx_client=http, streaming=streaming, supported_protocol_bindings=["HTTP+JSON"]
+        httpx_client=http, streaming=streaming, supported_protocol_bindings=[binding]
     )
     client = await create_client(cluster.gateway, config)
     try:
@@ -78,16 +94,24 @@ def message(text: str, **data: object) -> a2a.SendMessageRequest:
     )
 
 
-async def test_the_agent_card_describes_skills_security_and_the_binding(cluster: Cluster) -> None:
+async def test_the_agent_card_describes_skills_security_and_both_bindings(
+    cluster: Cluster,
+) -> None:
     async with httpx.AsyncClient(base_url=cluster.gateway) as http:
         response = await http.get("/.well-known/agent-card.json")
 
     assert response.status_code == 200
     card = response.json()
     assert {skill["id"] for skill in card["skills"]} == {"rag.answer", "research"}
-    (interface,) = card["supportedInterfaces"]
-    assert interface["protocolBinding"] == "HTTP+JSON"
-    assert interface["url"] == f"{cluster.gateway}/a2a"
+    assert card["supportedInterfaces"] == [
+        {"url": f"{cluster.gateway}/a2a", "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
+        {
+            "url": f"{cluster.gateway}/a2a/jsonrpc",
+            "protocolBinding": "JSONRPC",
+            "protocolVersion": "1.0",
+        },
+    ]
+    assert card["version"] == importlib.metadata.version("protomesh")
     assert card["capabilities"]["streaming"] is True
     assert card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"] == "Bearer"
 
