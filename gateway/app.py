@@ -77,6 +77,7 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
             first_message_seconds=config.first_message_seconds,
             emit_unpopulated=config.emit_unpopulated,
         ),
+        credentials=config.credentials,
     )
 
     async def healthz(request: Request) -> Response:

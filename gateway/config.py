@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.credentials import CredentialCheck
 from services.platform.catalog import PROTOMESH_SERVICES
 from services.platform.channels import Dialer
 from services.platform.config import GatewaySettings, Settings
@@ -49,6 +50,9 @@ class GatewayConfig:
     tls_keyfile: str = ""
     require_tls: bool = _DEFAULTS.require_tls
     forwarded_allow_ips: tuple[str, ...] = _DEFAULTS.forwarded_allow_ips
+    # Whether a request the gateway refuses itself is 401 first when its credentials
+    # would be refused (gateway/credentials.py); None: the refusal as it is.
+    credentials: CredentialCheck | None = None
 
     @property
     def https(self) -> bool:
@@ -122,4 +126,5 @@ class GatewayConfig:
             tls_keyfile=settings.tls.key,
             require_tls=gateway.require_tls,
             forwarded_allow_ips=gateway.forwarded_allow_ips,
+            credentials=CredentialCheck.from_settings(settings),
         )

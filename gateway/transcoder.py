@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from gateway import body as bodies
 from gateway.backends import Backends
 from gateway.binding import bind_request
+from gateway.credentials import CredentialCheck
 from gateway.errors import GatewayError, bad_request, from_rpc_error, internal
 from gateway.headers import REQUEST_ID, metadata_from, request_id_of, timeout_from
 from gateway.jsonmap import BindError, dumps, loads
@@ -68,8 +69,10 @@ class Transcoder:
         max_body_bytes: int,
         max_line_bytes: int,
         stream_options: StreamOptions,
+        credentials: CredentialCheck | None = None,
     ) -> None:
         self.router = router
+        self.credentials = credentials
         self.backends = backends
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
@@ -83,6 +86,7 @@ class Transcoder:
         request = _Request(scope)
         label = UNMATCHED
         status = 500
+        route: Route | None = None
         try:
             route, path_values = self.router.match(request.method, request.path)
             label = route.template.source
@@ -92,13 +96,26 @@ class Transcoder:
         except StreamAborted:
             raise
         except GatewayError as exc:
-            status = await self._fail(send, request, exc)
+            status = await self._fail(send, request, await self._first_problem(route, request, exc))
         except BindError as exc:
-            status = await self._fail(send, request, bad_request(str(exc), exc.field))
+            error = bad_request(str(exc), exc.field)
+            status = await self._fail(
+                send, request, await self._first_problem(route, request, error)
+            )
         except Exception:
             log.exception("gateway failure on %s %s", request.method, request.path)
             status = await self._fail(send, request, internal())
         self.metrics.observe(label, request.method, status, time.perf_counter() - started)
+
+    async def _first_problem(
+        self, route: Route | None, request: _Request, error: GatewayError
+    ) -> GatewayError:
+        """The gateway's own refusal of a routed request, or the 401 its credentials
+        would get first (gateway/credentials.py)."""
+        if self.credentials is None or route is None:
+            return error
+        needs_token = bool(route.method.scopes)
+        return await self.credentials.first_problem(needs_token, request.headers, error)
 
     async def _fail(self, send: Send, request: _Request, error: GatewayError) -> int:
         with contextlib.suppress(RuntimeError, OSError):

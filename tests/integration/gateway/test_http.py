@@ -288,6 +288,34 @@ async def test_an_empty_form_body_is_an_empty_request(client: httpx.AsyncClient)
     assert response.json()["name"] == "things/a"
 
 
+async def test_authentication_is_checked_before_the_body(
+    compiled: object, backend: Backend
+) -> None:
+    from gateway.credentials import CredentialCheck
+    from tests.integration.gateway.harness import asgi_client, make_app
+
+    app = make_app(compiled, backend, credentials=CredentialCheck())  # type: ignore[arg-type]
+    async with asgi_client(app) as http:
+        # CreateThing needs a token (scope things:write): no token + bad body is 401.
+        for content, headers in (
+            (b'{"title": "x", "colour": "red"}', {"content-type": "application/json"}),
+            (b"{", {"content-type": "application/json"}),
+            (b"title=x", {"content-type": "text/plain"}),
+        ):
+            response = await http.post("/v1/things", content=content, headers=headers)
+            assert response.status_code == 401, response.text
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert response.json()["error"]["details"][0]["reason"] == "TOKEN_MISSING"
+        # With a token, the body's problem is the answer.
+        response = await http.post(
+            "/v1/things", json={"colour": "red"}, headers={"authorization": "Bearer t"}
+        )
+        assert response.status_code == 400
+        # A method that needs no token answers its 400 to anyone.
+        response = await http.post("/v1/things/a:archive", json={"name": "things/b"})
+        assert response.status_code == 400
+
+
 async def test_bad_timeout_header_is_400(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/things/a", headers={"Grpc-Timeout": "soon"})
     assert response.status_code == 400
