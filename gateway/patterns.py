@@ -14,6 +14,13 @@ spans one segment is fully percent-decoded; a variable spanning several segments
 is decoded except `%2F`/`%2f`, which stay encoded (so a `/` inside a value cannot
 be confused with a segment separator).
 
+A variable that spans a resource name (`{name=documents/*}`) also takes the whole
+name in its one `*` segment, percent-encoded as one segment
+(`/v1/documents/documents%2Fabc`, what a generated client sends for the name a
+response returned): when that segment decodes to a value that matches the
+variable's own segments, the value is the name itself. Anything else keeps its
+`%2F` encoded, so a `tasks/…` name in a documents path names no other resource.
+
 A path without `%` needs no decoding, so such paths are matched by one regular
 expression compiled from the template (the same answer as segment by segment,
 `match_segments`; tests/unit/gateway/test_patterns.py checks them against each other).
@@ -152,10 +159,31 @@ class PathTemplate:
                 if single:
                     values[var.dotted] = unquote(captured[0], errors="strict")
                 else:
-                    values[var.dotted] = "/".join(_decode_keep_slash(p) for p in captured)
+                    values[var.dotted] = self._whole_name(var, captured) or "/".join(
+                        _decode_keep_slash(p) for p in captured
+                    )
         except UnicodeDecodeError:
             return None
         return values
+
+    def _whole_name(self, var: Variable, captured: list[str]) -> str | None:
+        """The full resource name sent in the `*` segment of a variable with exactly
+        one `*` (and no `**`), when it matches the variable's segments; else None."""
+        own = self.segments[var.start : var.end]
+        wildcards = [i for i, s in enumerate(own) if s.kind is not SegmentKind.LITERAL]
+        if len(wildcards) != 1 or own[wildcards[0]].kind is not SegmentKind.WILDCARD:
+            return None
+        segment = captured[wildcards[0]]
+        if not _SLASH.search(segment):
+            return None
+        name = unquote(segment, errors="strict")
+        parts = name.split("/")
+        if len(parts) != len(own) or not all(
+            part != "" if s.kind is SegmentKind.WILDCARD else part == s.literal
+            for s, part in zip(own, parts, strict=True)
+        ):
+            return None
+        return name
 
 
 _SLASH = re.compile(r"%2[fF]")

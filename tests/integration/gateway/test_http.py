@@ -4,6 +4,8 @@ deadlines and the gateway's own 400/404/405/413/415."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import httpx
 import pytest
 
@@ -27,6 +29,23 @@ async def test_get_by_resource_name_returns_proto3_json(client: httpx.AsyncClien
 async def test_additional_binding_routes_to_same_method(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/shelves/s1/things/t1")
     assert response.json()["name"] == "shelves/s1/things/t1"
+
+
+async def test_a_path_takes_the_whole_name_a_response_returned(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post("/v1/things?thingId=full", json={"title": "x"})
+    name = created.json()["name"]
+    encoded = quote(name, safe="")  # what a generated client sends
+    got = await client.get(f"/v1/things/{encoded}")
+    assert got.json()["name"] == name == "things/full"
+    patched = await client.patch(f"/v1/things/{encoded}", json={"title": "y"})
+    assert patched.json()["name"] == name
+    archived = await client.post(f"/v1/things/{encoded}:archive", json={"reason": "r"})
+    assert archived.json()["name"] == name
+    # A name of another collection stays a (strange) id of this one.
+    other = await client.get("/v1/things/shelves%2Fs1")
+    assert other.json()["name"] == "things/shelves%2Fs1"
 
 
 async def test_query_parameters_reach_the_backend(client: httpx.AsyncClient) -> None:

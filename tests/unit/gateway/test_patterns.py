@@ -168,3 +168,43 @@ def test_fuzzed_templates_match_like_segments(source: str, path: str) -> None:
     for candidate in (path, source, source.replace("{", "").replace("}", "")):
         if "%" not in candidate:
             assert template.match(candidate) == template.match_segments(candidate)
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "value"),
+    [
+        # The id, or the whole name a response returned as one encoded segment.
+        ("/v1/{name=documents/*}", "/v1/documents/abc", "documents/abc"),
+        ("/v1/{name=documents/*}", "/v1/documents/documents%2Fabc", "documents/abc"),
+        ("/v1/{name=documents/*}", "/v1/documents/documents%2fa%20b", "documents/a b"),
+        ("/v1/{name=tasks/*}:cancel", "/v1/tasks/tasks%2Fabc:cancel", "tasks/abc"),
+        (
+            "/v1/{name=tenants/*/tier}",
+            "/v1/tenants/tenants%2Facme%2Ftier/tier",
+            "tenants/acme/tier",
+        ),
+        # Another collection's name, or a name that does not fit, names nothing else.
+        ("/v1/{name=documents/*}", "/v1/documents/tasks%2Fabc", "documents/tasks%2Fabc"),
+        ("/v1/{name=documents/*}", "/v1/documents/documents%2F", "documents/documents%2F"),
+        (
+            "/v1/{name=documents/*}",
+            "/v1/documents/documents%2Fa%2Fb",
+            "documents/documents%2Fa%2Fb",
+        ),
+        (
+            "/v1/{name=tenants/*/tier}",
+            "/v1/tenants/tenants%2Facme/tier",
+            "tenants/tenants%2Facme/tier",
+        ),
+        # Two `*` in one variable: segments only.
+        (
+            "/v1/{name=shelves/*/things/*}",
+            "/v1/shelves/shelves%2Fa%2Fthings%2Fb/things/c",
+            "shelves/shelves%2Fa%2Fthings%2Fb/things/c",
+        ),
+    ],
+)
+def test_a_name_variable_takes_the_id_or_the_whole_name(
+    template: str, path: str, value: str
+) -> None:
+    assert parse_template(template).match(path) == {"name": value}
