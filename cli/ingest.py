@@ -195,9 +195,11 @@ async def ingest(
     token: str,
     console: Console | None = None,
     labels: Mapping[str, str] | None = None,
+    quiet: bool = False,
 ) -> IngestReport:
     """Streams every supported file under `paths` to DocumentService at `target`,
-    shows progress and a summary table, and returns what happened per file."""
+    shows progress and a summary table (neither when `quiet`), and returns what
+    happened per file."""
     console = console or Console()
     files = list(expand(paths))
     report = IngestReport()
@@ -209,6 +211,7 @@ async def ingest(
         TextColumn("{task.description}"),
         console=console,
         transient=True,
+        disable=quiet,
     )
     async with target.open() as channel:
         stub = pb_grpc.DocumentServiceStub(channel)
@@ -247,8 +250,43 @@ async def ingest(
                         report.sequence = max(report.sequence, result.sequence)
                 if len(sent) < MAX_BATCH_ITEMS:
                     break
-    console.print(summary_table(report))
+    if not quiet:
+        console.print(summary_table(report))
     return report
+
+
+def report_json(report: IngestReport) -> dict[str, object]:
+    """The summary as JSON: per outcome, the files with their document name or reason."""
+
+    def named(entries: list[tuple[Path, str]]) -> list[dict[str, str]]:
+        return [{"path": str(path), "name": name} for path, name in entries]
+
+    def reasons(entries: list[tuple[Path, str]]) -> list[dict[str, str]]:
+        return [{"path": str(path), "reason": reason} for path, reason in entries]
+
+    return {
+        "created": named(report.created),
+        "duplicates": named(report.duplicates),
+        "failed": reasons(report.failed),
+        "skipped": reasons(report.skipped),
+        "sequence": report.sequence,
+    }
+
+
+def problem(report: IngestReport) -> str:
+    """Why the ingest did not do what it was asked ("" when it did): files the
+    service refused, or nothing ingestible among the files named."""
+    if report.failed:
+        path, reason = report.failed[0]
+        more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+        return f"{len(report.failed)} file(s) failed: {path.name}: {reason}{more}"
+    if not report.created and not report.duplicates:
+        if not report.skipped:
+            return "nothing to ingest: no files found"
+        path, reason = report.skipped[0]
+        more = f" (and {len(report.skipped) - 1} more)" if len(report.skipped) > 1 else ""
+        return f"nothing to ingest: {path.name}: {reason}{more}"
+    return ""
 
 
 def summary_table(report: IngestReport) -> Table:

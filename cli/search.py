@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cli.output import message_dict, print_json
 from protomesh.search.v1 import search_service_pb2 as pb
 from protomesh.search.v1 import search_service_pb2_grpc as pb_grpc
 from services.platform.channels import Endpoint
@@ -59,7 +60,10 @@ def render(response: pb.SearchResponse, console: Console) -> Table:
     title = f"{len(response.results)} results · {mode} · index at {response.applied_sequence}"
     table = Table(title=title, show_lines=True)
     table.add_column("#", justify="right")
-    table.add_column("document")
+    # The chunk's full name (it starts with its document's) is never cut.
+    table.add_column(
+        "document", min_width=max((len(r.chunk_id) for r in response.results), default=8)
+    )
     table.add_column("snippet", ratio=1)
     table.add_column("score", justify="right")
     table.add_column("kw", justify="right")
@@ -89,25 +93,33 @@ async def search(
     mode: str = "hybrid",
     limit: int = 10,
     labels: Sequence[str] = (),
+    as_json: bool = False,
 ) -> pb.SearchResponse:
-    """Runs one search and prints it."""
+    """Runs one search and prints it (a table, or the SearchResponse as JSON)."""
     request = build_request(query, mode, limit, labels)
     async with target.open() as channel:
         response: pb.SearchResponse = await pb_grpc.SearchServiceStub(channel).Search(
             request, metadata=(("authorization", f"Bearer {token}"),), timeout=30
         )
-    render(response, console)
+    if as_json:
+        print_json(message_dict(response))
+    else:
+        render(response, console)
     return response
 
 
-async def reindex(target: Endpoint, token: str, console: Console) -> pb.ReindexTenantResponse:
-    """Calls ReindexTenant (scope search:admin) and prints what it queued."""
+async def reindex(
+    target: Endpoint, token: str, console: Console, quiet: bool = False
+) -> pb.ReindexTenantResponse:
+    """Calls ReindexTenant (scope search:admin) and prints what it queued (unless `quiet`)."""
     async with target.open() as channel:
         response: pb.ReindexTenantResponse = await pb_grpc.SearchServiceStub(channel).ReindexTenant(
             pb.ReindexTenantRequest(),
             metadata=(("authorization", f"Bearer {token}"),),
             timeout=30,
         )
+    if quiet:
+        return response
     console.print(
         f"queued {response.rebuild_document_count} document(s) for re-chunking and "
         f"{response.queued_chunk_count} chunk(s) for re-embedding; searches keep "

@@ -19,7 +19,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from cli.bars import bar
+from cli.errors import ExitCode, Failure
 from cli.launcher import SERVICES, UP_METRICS_PORT_BASE, grpc_serving, replica_name
 from protomesh.cost.v1 import cost_service_pb2 as cost_pb
 from protomesh.cost.v1 import cost_service_pb2_grpc as cost_grpc
@@ -31,6 +34,8 @@ from services.platform.config import Settings, reachable
 from services.platform.tls import https_verification
 
 TIMEOUT_SECONDS = 2.0
+BAR_WIDTH = 20
+REFUSALS = ("UNAUTHENTICATED", "PERMISSION_DENIED")
 
 
 @dataclass
@@ -49,10 +54,25 @@ class Status:
     queue_depth: dict[str, int] = field(default_factory=dict)
     spend_today: str = ""
     problems: list[str] = field(default_factory=list)
+    # The caller's token was refused (UNAUTHENTICATED / PERMISSION_DENIED) by a service.
+    refused: bool = False
 
     @property
     def healthy(self) -> bool:
         return all(c.healthy for c in self.components)
+
+    def failure(self) -> Failure | None:
+        """How `protomesh status` ends when not everything is well: 3 when no
+        component answers, 1 when some are down, 4 when the token was refused."""
+        down = [c.name for c in self.components if not c.healthy]
+        if down and len(down) == len(self.components):
+            return Failure(ExitCode.UNREACHABLE, "nothing answers: every component is down")
+        if down:
+            return Failure(ExitCode.FAILED, "not serving: " + ", ".join(down))
+        if self.refused:
+            refusals = [p for p in self.problems if any(r in p for r in REFUSALS)]
+            return Failure(ExitCode.REFUSED, "token refused: " + "; ".join(refusals))
+        return None
 
     def as_json(self) -> dict[str, Any]:
         return {**asdict(self), "healthy": self.healthy}
@@ -153,6 +173,7 @@ async def collect(settings: Settings, token: str) -> Status:
         status.index_pending_embeddings = int(index.pending_embedding_count)
     except grpc.aio.AioRpcError as exc:
         status.problems.append(f"index status: {exc.code().name}: {exc.details()}")
+        status.refused = status.refused or exc.code().name in REFUSALS
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     request = cost_pb.GetSpendReportRequest(group_by=cost_pb.GROUP_BY_MODEL)
     request.start_time.FromDatetime(today)
@@ -166,24 +187,47 @@ async def collect(settings: Settings, token: str) -> Status:
         )
     except grpc.aio.AioRpcError as exc:
         status.problems.append(f"spend: {exc.code().name}: {exc.details()}")
+        status.refused = status.refused or exc.code().name in REFUSALS
     return status
+
+
+def load_table(status: Status, width: int = BAR_WIDTH) -> Table:
+    """Index lag, embeddings pending and task queue depth by state as small bars:
+    the index rows against the larger of the two, the queue rows against the
+    deepest state; each with its number."""
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column("what", no_wrap=True)
+    table.add_column("bar", no_wrap=True, width=width, overflow="crop")
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("unit", no_wrap=True, style="dim")
+    lag, pending = status.index_lag, status.index_pending_embeddings
+    index_max = max(lag or 0, pending or 0)
+    for label, value, unit in (
+        ("index lag", lag, "changes behind"),
+        ("embeddings pending", pending, "chunks"),
+    ):
+        shown = "-" if value is None else str(value)
+        drawn = bar(value or 0, index_max, width)
+        table.add_row(label, Text(drawn, style="yellow"), shown, unit)
+    deepest = max(status.queue_depth.values(), default=0)
+    if not status.queue_depth:
+        table.add_row("task queue", "", "-", "tasks")
+    for state, depth in sorted(status.queue_depth.items()):
+        table.add_row(
+            f"queue {state}", Text(bar(depth, deepest, width), style="cyan"), str(depth), "tasks"
+        )
+    return table
 
 
 def render(status: Status, console: Console) -> None:
     table = Table(title="protomesh status")
     for column in ("component", "endpoint", "health", "version"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for c in status.components:
         health = "[green]SERVING[/green]" if c.healthy else "[red]DOWN[/red]"
         table.add_row(c.name, c.endpoint, health, c.version or "-")
     console.print(table)
-    lag = "-" if status.index_lag is None else f"{status.index_lag} sequences behind"
-    pending = status.index_pending_embeddings
-    console.print(
-        f"index: {lag}" + (f", {pending} chunks waiting for embeddings" if pending else "")
-    )
-    depth = ", ".join(f"{state} {n}" for state, n in sorted(status.queue_depth.items())) or "empty"
-    console.print(f"task queue: {depth}")
+    console.print(load_table(status))
     console.print(f"spend today (this tenant): {status.spend_today or '-'}")
     for problem in status.problems:
         console.print(f"[yellow]{problem}[/yellow]")

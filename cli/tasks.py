@@ -5,6 +5,7 @@ functions take an `Endpoint` and a bearer token."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -16,6 +17,8 @@ from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
+from cli.errors import CommandFailed, ExitCode
+from cli.output import message_dict, print_json
 from protomesh.task.v1 import task_service_pb2 as pb
 from protomesh.task.v1 import task_service_pb2_grpc as pb_grpc
 from services.platform.channels import Endpoint
@@ -133,19 +136,46 @@ def citation_rows(artifacts: Any) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-async def watch(target: Endpoint, token: str, name: str, console: Console) -> WatchView:
-    """Renders a task live until it ends."""
+async def watch(
+    target: Endpoint, token: str, name: str, console: Console, as_json: bool = False
+) -> WatchView:
+    """Renders a task live until it stops (ends, or waits for its caller); with
+    `as_json`, writes each WatchTask message as one JSON line instead.
+
+    The task is read first (GetTask), so a bad name, token or address fails at once
+    with its own status; a watch that loses the service for good (the stream's
+    reconnects exhausted) before the task stopped fails as unreachable."""
     view = WatchView()
     async with target.open() as channel:
         stub = pb_grpc.TaskServiceStub(channel)
-        with Live(view.render(), console=console, refresh_per_second=10) as live:
-            open_watch = partial(stub.WatchTask, metadata=_metadata(token))
-            async for item in following.watch(open_watch, task_name(name)):
-                if item.HasField("task"):
-                    view.apply_task(item.task)
-                else:
-                    view.apply(item.event)
-                live.update(view.render())
+        task: pb.Task = await stub.GetTask(
+            pb.GetTaskRequest(name=task_name(name), history_length=0),
+            metadata=_metadata(token),
+            timeout=10,
+        )
+        view.apply_task(task)
+        open_watch = partial(stub.WatchTask, metadata=_metadata(token))
+        items = following.watch(open_watch, task.name)
+        last: pb.WatchTaskResponse | None = None
+        if as_json:
+            async for item in items:
+                last = item
+                print(json.dumps(message_dict(item), ensure_ascii=False), flush=True)
+        else:
+            with Live(view.render(), console=console, refresh_per_second=10) as live:
+                async for item in items:
+                    last = item
+                    if item.HasField("task"):
+                        view.apply_task(item.task)
+                    else:
+                        view.apply(item.event)
+                    live.update(view.render())
+    if view.state not in following.STOPPED and (last is None or not following.stopped(last)):
+        raise CommandFailed(
+            f"lost the task service while watching {task.name} "
+            f"(last state {state_name(view.state)})",
+            ExitCode.UNREACHABLE,
+        )
     return view
 
 
@@ -156,9 +186,11 @@ async def ask(
     console: Console,
     top_k: int = 5,
     labels: dict[str, str] | None = None,
+    as_json: bool = False,
 ) -> WatchView:
     """`protomesh ask`: submits rag.answer and renders it live (steps, streamed
-    answer, citations, cost)."""
+    answer, citations, cost); with `as_json`, waits quietly and prints the
+    finished Task (answer and citations in its artifacts) as JSON."""
     async with target.open() as channel:
         stub = pb_grpc.TaskServiceStub(channel)
         task = pb.Task(type="rag.answer")
@@ -168,47 +200,108 @@ async def ask(
         created = await stub.CreateTask(
             pb.CreateTaskRequest(task=task), metadata=_metadata(token), timeout=10
         )
-    console.print(f"[dim]{created.name}[/dim]")
-    return await watch(target, token, created.name, console)
+    if not as_json:
+        console.print(f"[dim]{created.name}[/dim]")
+        return await watch(target, token, created.name, console)
+    view = await watch(target, token, created.name, Console(quiet=True), as_json=False)
+    print_json(message_dict(await _get(target, token, created.name, history_length=0)))
+    return view
 
 
-async def list_tasks(
-    target: Endpoint, token: str, console: Console, filter: str = "", page_size: int = 20
-) -> list[pb.Task]:
+async def _get(target: Endpoint, token: str, name: str, history_length: int = 50) -> pb.Task:
     async with target.open() as channel:
-        response = await pb_grpc.TaskServiceStub(channel).ListTasks(
-            pb.ListTasksRequest(filter=filter, page_size=page_size),
+        task: pb.Task = await pb_grpc.TaskServiceStub(channel).GetTask(
+            pb.GetTaskRequest(name=task_name(name), history_length=history_length),
             metadata=_metadata(token),
             timeout=10,
         )
+    return task
+
+
+def state_filter(filter: str, states: Sequence[str]) -> str:
+    """An AIP-160 filter: `filter` AND any of `states` (TaskState names)."""
+    clauses = [f"({filter})"] if filter.strip() else []
+    if states:
+        clauses.append("(" + " OR ".join(f"state = {state}" for state in states) + ")")
+    return " AND ".join(clauses)
+
+
+def render_tasks(tasks: Sequence[pb.Task], console: Console, next_page_token: str = "") -> Table:
+    """Tasks as a table; names in full (never cut: they are what `tasks show` takes)."""
     table = Table(title="tasks")
-    for column in ("name", "type", "state", "message", "created"):
-        table.add_column(column)
-    for task in response.tasks:
+    table.add_column("name", no_wrap=True, min_width=max((len(t.name) for t in tasks), default=4))
+    table.add_column("type", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("message", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    for task in tasks:
         table.add_row(
             task.name,
             task.type,
             state_name(task.status.state),
-            task.status.message[:60],
+            task.status.message,
             task.create_time.ToDatetime().isoformat(timespec="seconds"),
         )
     console.print(table)
-    return list(response.tasks)
+    if next_page_token:
+        console.print(f"[dim]more: --page-token {next_page_token}[/dim]", soft_wrap=True)
+    return table
 
 
-async def show(target: Endpoint, token: str, name: str, console: Console) -> pb.Task:
+async def list_tasks(
+    target: Endpoint,
+    token: str,
+    console: Console,
+    filter: str = "",
+    page_size: int = 20,
+    page_token: str = "",
+    as_json: bool = False,
+) -> list[pb.Task]:
     async with target.open() as channel:
-        task: pb.Task = await pb_grpc.TaskServiceStub(channel).GetTask(
-            pb.GetTaskRequest(name=task_name(name), history_length=50),
+        response = await pb_grpc.TaskServiceStub(channel).ListTasks(
+            pb.ListTasksRequest(filter=filter, page_size=page_size, page_token=page_token),
             metadata=_metadata(token),
             timeout=10,
         )
-    console.print_json(json.dumps(json_format.MessageToDict(task)))
+    if as_json:
+        print_json(
+            {
+                "items": [message_dict(task) for task in response.tasks],
+                "nextPageToken": response.next_page_token,
+            }
+        )
+    else:
+        render_tasks(response.tasks, console, response.next_page_token)
+    return list(response.tasks)
+
+
+async def show(
+    target: Endpoint, token: str, name: str, console: Console, as_json: bool = False
+) -> pb.Task:
+    task = await _get(target, token, name)
+    if as_json:
+        print_json(message_dict(task))
+    else:
+        console.print_json(json.dumps(json_format.MessageToDict(task)))
     return task
 
 
+def _print_task(task: pb.Task, console: Console, as_json: bool) -> None:
+    if as_json:
+        print_json(message_dict(task))
+    else:
+        console.print(
+            f"{task.name}: {state_name(task.status.state)} {task.status.message}", soft_wrap=True
+        )
+
+
 async def cancel(
-    target: Endpoint, token: str, name: str, console: Console, reason: str = ""
+    target: Endpoint,
+    token: str,
+    name: str,
+    console: Console,
+    reason: str = "",
+    as_json: bool = False,
 ) -> pb.Task:
     async with target.open() as channel:
         task: pb.Task = await pb_grpc.TaskServiceStub(channel).CancelTask(
@@ -216,14 +309,16 @@ async def cancel(
             metadata=_metadata(token),
             timeout=10,
         )
-    console.print(f"{task.name}: {state_name(task.status.state)} {task.status.message}")
+    _print_task(task, console, as_json)
     return task
 
 
-async def retry(target: Endpoint, token: str, name: str, console: Console) -> pb.Task:
+async def retry(
+    target: Endpoint, token: str, name: str, console: Console, as_json: bool = False
+) -> pb.Task:
     async with target.open() as channel:
         task: pb.Task = await pb_grpc.TaskServiceStub(channel).RetryTask(
             pb.RetryTaskRequest(name=task_name(name)), metadata=_metadata(token), timeout=10
         )
-    console.print(f"{task.name}: {state_name(task.status.state)} {task.status.message}")
+    _print_task(task, console, as_json)
     return task
