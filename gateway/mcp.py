@@ -40,12 +40,16 @@ from gateway.comments import Comments
 from gateway.schema import Schema, message_json_schema
 from protomesh.common.v1 import options_pb2
 from protomesh.task.v1 import task_service_pb2 as task_pb
+from services.platform.metrics import version as package_version
 from services.task import following
 
 TASK_SERVICE = "protomesh.task.v1.TaskService"
 Progress = Callable[[float, float | None, str], Awaitable[None]]
 CALL_TIMEOUT_SECONDS = 30.0
 ASK_TIMEOUT_SECONDS = 120.0
+# `ask` shipped with snake_case arguments; they are still accepted, as their
+# lowerCamelCase names (the proto3 JSON spelling every other tool uses).
+DEPRECATED_ASK_ARGUMENTS = {"top_k": "topK", "timeout_seconds": "timeoutSeconds"}
 
 
 class ToolError(Exception):
@@ -140,7 +144,7 @@ ASK_TOOL = types.Tool(
         "type": "object",
         "properties": {
             "question": {"type": "string", "minLength": 1, "maxLength": 2000},
-            "top_k": {
+            "topK": {
                 "type": "integer",
                 "minimum": 1,
                 "maximum": 20,
@@ -152,11 +156,12 @@ ASK_TOOL = types.Tool(
                 "additionalProperties": {"type": "string"},
                 "description": "Only documents with these labels.",
             },
-            "timeout_seconds": {
+            "timeoutSeconds": {
                 "type": "number",
                 "exclusiveMinimum": 0,
                 "maximum": 600,
                 "default": ASK_TIMEOUT_SECONDS,
+                "description": "How long to wait for the answer; the task keeps running after.",
             },
         },
         "required": ["question"],
@@ -276,22 +281,38 @@ class McpTools:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=task_pb.WatchTaskResponse.FromString,
         )
+        reporter = ProgressReporter(progress) if progress is not None else None
         try:
             async for item in following.watch(partial(watch, metadata=_auth(token)), name):
                 status = following.status_of(item)
                 if status is None:
                     continue
-                if progress is not None:
-                    step = status.progress.step or task_pb.TaskState.Name(status.state)
-                    await progress(
-                        float(status.progress.percent),
-                        100.0,
-                        f"{step}: {status.message}".strip(": "),
-                    )
+                if reporter is not None:
+                    await reporter.report(status)
                 if status.state in following.STOPPED:
                     return
         except grpc.aio.AioRpcError as exc:
             raise ToolError(_describe(exc)) from None
+
+
+class ProgressReporter:
+    """MCP progress for a task, out of 100: only ever increasing, as MCP requires
+    (WatchTask replays the task's history, whose statuses go back to 0, and a
+    finished task's status carries no percentage), and 100 when it completes."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.reported: float | None = None
+
+    async def report(self, status: task_pb.TaskStatus) -> None:
+        percent = min(float(status.progress.percent), 100.0)
+        if status.state == task_pb.TASK_STATE_COMPLETED:
+            percent = 100.0
+        if self.reported is not None and percent <= self.reported:
+            return
+        self.reported = percent
+        step = status.progress.step or task_pb.TaskState.Name(status.state)
+        await self.progress(percent, 100.0, f"{step}: {status.message}".strip(": "))
 
 
 def _answer(task: task_pb.Task) -> tuple[str, list[dict[str, Any]]]:
@@ -308,7 +329,14 @@ def _answer(task: task_pb.Task) -> tuple[str, list[dict[str, Any]]]:
     return "\n\n".join(texts), citations
 
 
-def _ask_arguments(arguments: Mapping[str, Any]) -> tuple[str, int, dict[str, str], float]:
+def _ask_arguments(given: Mapping[str, Any]) -> tuple[str, int, dict[str, str], float]:
+    arguments = dict(given)
+    for old, new in DEPRECATED_ASK_ARGUMENTS.items():
+        if old not in arguments:
+            continue
+        if new in arguments:
+            raise ToolError(f"invalid arguments: {new}: given twice (also as {old})")
+        arguments[new] = arguments.pop(old)
     unknown = sorted(set(arguments) - set(ASK_TOOL.input_schema["properties"]))
     if unknown:
         raise ToolError(f"invalid arguments: unknown field(s) {', '.join(unknown)}")
@@ -317,17 +345,17 @@ def _ask_arguments(arguments: Mapping[str, Any]) -> tuple[str, int, dict[str, st
         raise ToolError(
             "invalid arguments: question: a non-empty string of at most 2000 characters"
         )
-    top_k = arguments.get("top_k", 5)
+    top_k = arguments.get("topK", 5)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= 20:
-        raise ToolError("invalid arguments: top_k: an integer from 1 to 20")
+        raise ToolError("invalid arguments: topK: an integer from 1 to 20")
     labels = arguments.get("labels") or {}
     if not isinstance(labels, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
     ):
         raise ToolError("invalid arguments: labels: an object of string values")
-    timeout = arguments.get("timeout_seconds", ASK_TIMEOUT_SECONDS)
+    timeout = arguments.get("timeoutSeconds", ASK_TIMEOUT_SECONDS)
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 600:
-        raise ToolError("invalid arguments: timeout_seconds: a number in (0, 600]")
+        raise ToolError("invalid arguments: timeoutSeconds: a number in (0, 600]")
     return question, top_k, labels, float(timeout)
 
 
@@ -364,8 +392,11 @@ def _describe(exc: grpc.aio.AioRpcError) -> str:
     return text
 
 
-def build_server(tools: McpTools, token_of: Callable[[Any], str], version: str = "") -> Server[Any]:
-    """The MCP server over `tools`; `token_of(ctx)` gives the caller's bearer token."""
+def build_server(
+    tools: McpTools, token_of: Callable[[Any], str], version: str | None = None
+) -> Server[Any]:
+    """The MCP server over `tools`; `token_of(ctx)` gives the caller's bearer token.
+    `serverInfo.version` is `version`, by default protomesh's installed version."""
 
     async def list_tools(
         ctx: Any, params: types.PaginatedRequestParams | None
@@ -387,7 +418,7 @@ def build_server(tools: McpTools, token_of: Callable[[Any], str], version: str =
 
     return Server(
         "protomesh",
-        version=version,
+        version=version or package_version(),
         title="protomesh",
         instructions=(
             "Tools over the caller's documents, search and tasks. Use search_documents to find "

@@ -1,7 +1,8 @@
 """`/mcp` on the gateway: the MCP tools over the Streamable HTTP transport
 (stateless, so any gateway worker can answer any request), behind a bearer-token
 check that answers 401 with the standard `WWW-Authenticate` hint, and the OAuth
-protected-resource metadata (RFC 9728) that hint points to.
+protected-resource metadata (RFC 9728) that hint points to, which names the
+token issuer as the authorization server when the issuer is a URL.
 
 The gateway does not verify tokens: the services do, on every call. A missing or
 malformed `Authorization` header is refused here; a present but invalid token
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.requests import Request
@@ -28,6 +30,30 @@ from services.platform.auth import parse_bearer
 
 MCP_PATH = "/mcp"
 RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
+
+
+def resource_metadata(resource: str, issuer: str) -> dict[str, Any]:
+    """The protected-resource metadata (RFC 9728) for `resource`. Its
+    `authorization_servers` are issuer identifiers, which are URLs (RFC 8414):
+    the token issuer is named when it is one (an identity provider's issuer, set
+    as PROTOMESH_JWT_ISSUER) and left out otherwise (the dev issuer
+    `protomesh-dev`, whose tokens `protomesh token` mints: no server issues them)."""
+    metadata: dict[str, Any] = {"resource": resource}
+    if is_issuer_url(issuer):
+        metadata["authorization_servers"] = [issuer]
+    metadata.update(bearer_methods_supported=["header"], resource_name="protomesh MCP")
+    return metadata
+
+
+def is_issuer_url(issuer: str) -> bool:
+    """Whether `issuer` is an absolute http(s) URL without query or fragment."""
+    parts = urlsplit(issuer)
+    return (
+        parts.scheme in ("https", "http")
+        and bool(parts.hostname)
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 def bearer_token(headers: Any) -> str:
@@ -69,14 +95,7 @@ class McpEndpoint:
 
     async def resource_metadata(self, request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
-        return JSONResponse(
-            {
-                "resource": base + MCP_PATH,
-                "authorization_servers": [self.issuer] if self.issuer else [],
-                "bearer_methods_supported": ["header"],
-                "resource_name": "protomesh MCP",
-            }
-        )
+        return JSONResponse(resource_metadata(base + MCP_PATH, self.issuer))
 
     def routes(self) -> list[Route]:
         return [

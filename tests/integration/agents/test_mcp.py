@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
+import itertools
 import os
 import sys
 import uuid
@@ -19,10 +21,13 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from gateway.app import create_app
+from gateway.config import GatewayConfig
 from protomesh.search.v1 import search_service_pb2 as search_pb
 from protomesh.search.v1 import search_service_pb2_grpc as search_grpc
 from tests.cluster import Cluster
 from tests.conftest import bearer
+from tests.integration.gateway.harness import live_server
 
 EXPECTED_TOOLS = {
     "create_document",
@@ -207,3 +212,116 @@ async def test_a_bad_token_is_an_unauthenticated_tool_error(cluster: Cluster) ->
         refused = error_text(await client.call_tool("list_documents", {}))
 
     assert refused.startswith("UNAUTHENTICATED"), refused
+
+
+def property_names(schema: Any) -> set[str]:
+    """Every property name anywhere in a JSON Schema."""
+    names: set[str] = set()
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "properties" and isinstance(value, dict):
+                names.update(value)
+            names.update(property_names(value))
+    elif isinstance(schema, list):
+        for value in schema:
+            names.update(property_names(value))
+    return names
+
+
+@pytest.mark.parametrize("transport", ["http", "stdio"])
+async def test_server_info_names_the_package_version_and_schemas_are_camel_case(
+    cluster: Cluster, transport: str
+) -> None:
+    connect = over_http if transport == "http" else over_stdio
+    async with connect(cluster, cluster.token("mcp-info")) as client:
+        info = client.server_info
+        listed = await client.list_tools()
+
+    assert info is not None
+    assert info.name == "protomesh"
+    assert info.version == importlib.metadata.version("protomesh")
+    for tool in listed.tools:
+        snake = sorted(name for name in property_names(tool.input_schema) if "_" in name)
+        assert not snake, (tool.name, snake)
+    ask = next(tool for tool in listed.tools if tool.name == "ask")
+    assert set(ask.input_schema["properties"]) == {"question", "topK", "labels", "timeoutSeconds"}
+
+
+async def test_ask_progress_only_increases_and_ends_at_the_total(cluster: Cluster) -> None:
+    tenant = "mcp-progress-" + uuid.uuid4().hex[:8]
+    progress: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append((done, total, message))
+
+    async with over_http(cluster, cluster.token(tenant)) as client:
+        await client.call_tool(
+            "create_document",
+            {"document": {"title": "Tides", "content": "High tide comes twice a day at the pier."}},
+        )
+        await indexed(cluster, tenant, "tide pier")
+        answer = structured(
+            await client.call_tool(
+                "ask",
+                {"question": "How often is high tide?", "topK": 3, "timeoutSeconds": 60},
+                progress_callback=on_progress,
+            )
+        )
+
+    assert answer["state"] == "COMPLETED"
+    values = [done for done, _, _ in progress]
+    assert len(values) >= 2, progress
+    assert all(b > a for a, b in itertools.pairwise(values)), progress
+    assert values[-1] == 100.0
+    assert {total for _, total, _ in progress} == {100.0}
+
+
+async def test_ask_still_takes_the_deprecated_snake_case_arguments_but_not_both(
+    cluster: Cluster,
+) -> None:
+    async with over_http(cluster, cluster.token("mcp-snake-" + uuid.uuid4().hex[:8])) as client:
+        old = structured(
+            await client.call_tool(
+                "ask", {"question": "anything?", "top_k": 2, "timeout_seconds": 60}
+            )
+        )
+        both = error_text(
+            await client.call_tool("ask", {"question": "anything?", "top_k": 2, "topK": 3})
+        )
+        out_of_range = error_text(await client.call_tool("ask", {"question": "x", "topK": 21}))
+        bad_timeout = error_text(
+            await client.call_tool("ask", {"question": "x", "timeout_seconds": 0})
+        )
+
+    assert old["state"] == "COMPLETED"
+    assert both.startswith("invalid arguments: topK"), both
+    assert out_of_range.startswith("invalid arguments: topK"), out_of_range
+    assert bad_timeout.startswith("invalid arguments: timeoutSeconds"), bad_timeout
+
+
+def http_url(value: object) -> bool:
+    parts = httpx.URL(str(value))
+    return parts.scheme in ("http", "https") and bool(parts.host)
+
+
+async def test_protected_resource_metadata_names_authorization_servers_by_url(
+    cluster: Cluster,
+) -> None:
+    issuer = "https://id.example.com/realms/protomesh"
+    async with (
+        live_server(create_app(GatewayConfig(jwt_issuer=issuer), {})) as with_url,
+        live_server(create_app(GatewayConfig(jwt_issuer="protomesh-dev"), {})) as with_name,
+        httpx.AsyncClient() as http,
+    ):
+        named = (await http.get(f"{with_url}/.well-known/oauth-protected-resource")).json()
+        unnamed = (await http.get(f"{with_name}/.well-known/oauth-protected-resource")).json()
+        system = (await http.get(f"{cluster.gateway}/.well-known/oauth-protected-resource")).json()
+
+    assert named["authorization_servers"] == [issuer]
+    assert named["resource"] == f"{with_url}/mcp"
+    assert "authorization_servers" not in unnamed
+    for metadata in (named, unnamed, system):
+        assert http_url(metadata["resource"]), metadata
+        assert all(http_url(server) for server in metadata.get("authorization_servers", [])), (
+            metadata
+        )
