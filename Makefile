@@ -4,11 +4,10 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SITE    = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 BASELINE := proto/baseline.binpb
 OPENAPI_CLIENT := $(VENV)/openapi-client/bin/openapi-python-client
 
-.PHONY: setup generate proto-deps lint check-generated breaking baseline test test-fast run bench clean
+.PHONY: setup generate lint check-generated breaking baseline test test-fast run bench api-wheel clean
 
 setup: $(STAMP)
 
@@ -31,12 +30,7 @@ lock: setup
 generate: setup
 	$(BIN)/python tools/generate_protos.py
 
-proto-deps: setup
-	mkdir -p build/proto-deps/google
-	ln -sfn $(SITE)/google/api build/proto-deps/google/api
-	ln -sfn $(SITE)/google/rpc build/proto-deps/google/rpc
-
-lint: proto-deps
+lint: setup
 	$(BIN)/buf lint
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -46,11 +40,11 @@ check-generated: generate
 	@git add -N generated >/dev/null 2>&1 || true
 	@git diff --exit-code --stat -- generated || (echo "generated/ is out of sync with proto/: run 'make generate' and commit" >&2; exit 1)
 
-breaking: proto-deps
+breaking: setup
 	$(BIN)/buf breaking proto --against $(BASELINE)
 
 # Records the current contracts as the baseline `make breaking` compares with.
-baseline: proto-deps
+baseline: setup
 	$(BIN)/buf build proto --exclude-source-info -o $(BASELINE)
 
 test: lint check-generated breaking
@@ -64,6 +58,11 @@ run: setup
 
 bench: setup
 	$(BIN)/protomesh bench
+
+# The generated stubs alone as a wheel (protomesh-api: protobuf, grpcio and
+# googleapis-common-protos, nothing of the services) in build/dist/.
+api-wheel: setup
+	$(BIN)/python tools/build_api_wheel.py build/dist
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

