@@ -84,7 +84,7 @@ def _session(onnxruntime: Any, model_path: Path, threads: int, spinning: bool) -
     """An inference session with `threads` intra-op threads (0: one per core), which
     by default do not spin: a spinning pool keeps burning its cores for a while after
     every call, time taken from PostgreSQL and the event loop on a small machine
-    (measured: docs/benchmarks.md, "search end to end")."""
+    (measured: docs/profiles.md, "Search end to end")."""
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
