@@ -230,10 +230,8 @@ def render_tasks(tasks: Sequence[pb.Task], console: Console, next_page_token: st
     """Tasks as a table; names in full (never cut: they are what `tasks show` takes)."""
     table = Table(title="tasks")
     table.add_column("name", no_wrap=True, min_width=max((len(t.name) for t in tasks), default=4))
-    table.add_column("type", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("message", overflow="fold")
-    table.add_column("created", no_wrap=True)
+    for column in ("type", "state", "message", "created"):
+        table.add_column(column, overflow="fold")
     for task in tasks:
         table.add_row(
             task.name,
