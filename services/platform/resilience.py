@@ -5,14 +5,21 @@ stop calling a dependency that keeps failing.
 One rule everywhere (model providers, the change feed, task retries): exponential
 backoff with full jitter — the wait before retry `n` (from 0) is uniform in
 [0, min(cap, base · 2^n)] — so clients that failed together do not retry together.
-And one circuit breaker, in front of each model client.
+And one circuit breaker, in front of each model client (the search service's
+`GuardedEmbedder`, the task workers' `OpenAICompatibleGenerator`): both use this
+class, no other copy exists. The model clients' own retries happen inside the
+`openai` SDK (services/platform/providers.py); the breaker counts a call that
+failed after them once, and its half-open trial is one request (`trial`,
+`retries_for`).
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 
 # Transient answers of an HTTP model provider: timeouts, conflicts, rate limits and
@@ -24,6 +31,25 @@ def backoff_delay(retry: int, base: float, cap: float, rng: random.Random | None
     """Seconds to wait before retry number `retry` (0 = the first retry)."""
     ceiling = min(cap, base * (2 ** max(retry, 0)))
     return (rng or random).uniform(0.0, ceiling)
+
+
+_TRIAL: ContextVar[bool] = ContextVar("protomesh_breaker_trial", default=False)
+
+
+@contextmanager
+def trial(is_trial: bool) -> Iterator[None]:
+    """Marks the call made inside as a half-open breaker's trial (or not)."""
+    token = _TRIAL.set(is_trial)
+    try:
+        yield
+    finally:
+        _TRIAL.reset(token)
+
+
+def retries_for(configured: int) -> int:
+    """Retries a client may make now: none inside a breaker's trial (one request
+    decides whether the provider is back), else `configured`."""
+    return 0 if _TRIAL.get() else configured
 
 
 class BreakerState(StrEnum):
@@ -41,7 +67,8 @@ class CircuitBreaker:
 
     No I/O and an injectable clock, so its rules are tested without sleeping. One
     breaker per model client: the search service's `GuardedEmbedder`, the task
-    service's `OpenAICompatibleGenerator`."""
+    service's `OpenAICompatibleGenerator`. A failure is a call that failed after
+    the client's own retries (the SDK's), not each request."""
 
     def __init__(
         self,
@@ -77,6 +104,13 @@ class CircuitBreaker:
     def _trial_in_flight(self) -> bool:
         started = self._trial_started
         return started is not None and self._clock() - started < self.reset_seconds
+
+    def admit(self) -> bool | None:
+        """None when a call may not proceed now; else whether it is the half-open
+        trial (True) or an ordinary call (False). Callers make the trial with
+        `trial(...)` so it is one request."""
+        was_half_open = self.state is BreakerState.HALF_OPEN
+        return was_half_open if self.allow() else None
 
     def allow(self) -> bool:
         """Whether a call may proceed now; when half-open, one trial at a time."""

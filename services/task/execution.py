@@ -155,7 +155,9 @@ class TaskContext:
         dying mid-call does not leave it reserved until its ttl (the reaper or
         the next attempt releases it)."""
         model = self.generator.model
-        hold = await self.meter.reserve(model, count_tokens(prompt.text()), max_output_tokens)
+        hold = await self.meter.reserve(
+            model, count_tokens(prompt.text(), model), max_output_tokens
+        )
         committed = False
         try:
             if hold.name:

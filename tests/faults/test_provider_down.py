@@ -1,7 +1,8 @@
 """The model provider goes down or slow, then comes back: the whole recovery
 sequence, through the real HTTP clients, against a local OpenAI-compatible server.
 
-Tasks: failing calls are retried with backoff and open the generator's breaker;
+Tasks: failing calls are retried by the `openai` SDK and, still failing, open the
+generator's breaker;
 while it is open calls fail fast without reaching the provider and the tasks
 wait for the half-open probe instead of burning their attempts; a failed probe
 re-opens it; once the provider answers the probe closes it and every task
@@ -79,17 +80,16 @@ async def test_tasks_wait_out_an_open_breaker_and_complete_after_the_half_open_p
     mint: Mint,
 ) -> None:
     tenant = Tenant(system, mint, f"down-{uuid.uuid4().hex[:8]}")
-    breaker = CircuitBreaker("model provider", failure_threshold=2, reset_seconds=COOLDOWN)
-    generator = generator_for(
-        provider, max_retries=1, backoff_base_seconds=0.05, timeout_seconds=2.0, breaker=breaker
-    )
+    # A failure is a call that failed after the SDK's own retries: one such call opens it.
+    breaker = CircuitBreaker("model provider", failure_threshold=1, reset_seconds=COOLDOWN)
+    generator = generator_for(provider, max_retries=1, timeout_seconds=2.0, breaker=breaker)
     question = {"question": "Do otters hold hands?"}
     provider.mode = "down"
     # One slot: the tasks' attempts run one after another, so who probes is unambiguous.
     async with worker(generator, dataclasses.replace(FAST_WORKER, count=1)):
         first = await tenant.create_task("rag.answer", question)
         await eventually(lambda: breaker.state == "open", what="the breaker opening")
-        assert provider.chat_requests == 2  # the attempt's call and its one retry
+        assert provider.chat_requests == 2  # the attempt's call and the SDK's one retry
 
         # While open, an attempt fails at once, without reaching the provider.
         second = await tenant.create_task("rag.answer", question)
@@ -101,7 +101,8 @@ async def test_tasks_wait_out_an_open_breaker_and_complete_after_the_half_open_p
         await eventually(failed_fast, what="the second task's first attempt")
         assert provider.chat_requests == 2
 
-        # The half-open probe finds the provider still down: open again, still no task lost.
+        # The half-open probe (one request, no SDK retry) finds the provider still down:
+        # open again, still no task lost.
         await eventually(lambda: provider.chat_requests == 3, what="the half-open probe")
         await eventually(lambda: breaker.state == "open", what="the breaker re-opening")
         provider.mode = "up"

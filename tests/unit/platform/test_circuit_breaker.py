@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.platform.resilience import BreakerState, CircuitBreaker
+from services.platform.resilience import BreakerState, CircuitBreaker, retries_for, trial
 
 
 class Clock:
@@ -115,3 +115,37 @@ def test_a_trial_that_never_reports_back_stops_blocking_after_an_interval() -> N
     assert not breaker.allow()
     clock.now = 20
     assert breaker.allow()
+
+
+def test_admit_tells_the_trial_from_an_ordinary_call() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=1, reset_seconds=10, clock=clock)
+    assert breaker.admit() is False  # closed: an ordinary call
+    breaker.record_failure()
+    assert breaker.admit() is None  # open: refused
+    clock.now = 10
+    assert breaker.admit() is True  # half-open: the trial
+    assert breaker.admit() is None  # one at a time
+
+
+def test_a_trial_makes_no_retries() -> None:
+    assert retries_for(3) == 3
+    with trial(True):
+        assert retries_for(3) == 0
+        with trial(False):
+            assert retries_for(3) == 3
+        assert retries_for(3) == 0
+    assert retries_for(3) == 3
+
+
+def test_both_model_clients_use_this_one_breaker() -> None:
+    import inspect
+
+    from services.search import embedders
+    from services.task import openai_compat
+
+    for module in (embedders, openai_compat):
+        source = inspect.getsource(module)
+        assert "from services.platform.resilience import CircuitBreaker" in source
+        assert "class CircuitBreaker" not in source
+        assert "def allow" not in source

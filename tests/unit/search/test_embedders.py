@@ -1,21 +1,22 @@
 """Embedders: the offline MiniLM model (integrity-checked), the OpenAI-compatible
-client (retries with jitter, breaker) against a fake transport, hashing."""
+client (the `openai` SDK: its retries honour Retry-After, nothing retries on top,
+the guard's breaker and its one-request trial, chunks sized in the model's
+encoding) against a local provider on 127.0.0.1, hashing."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import shutil
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from services.platform import tokens
 from services.platform.config import Settings
 from services.platform.minilm import MODEL_DIR, MiniLmOnnxEmbedder, ModelIntegrityError
-from services.platform.resilience import CircuitBreaker
+from services.platform.resilience import BreakerState, CircuitBreaker
 from services.search.embedders import (
     EmbeddingError,
     GuardedEmbedder,
@@ -24,6 +25,7 @@ from services.search.embedders import (
     OpenAICompatibleEmbedder,
     embedder_from_settings,
 )
+from tests.unit.platform.fake_provider import Reply, fake_provider
 
 
 def cosine(a: list[float], b: list[float]) -> float:
@@ -60,60 +62,99 @@ def test_minilm_refuses_a_tokenizer_whose_digest_differs(tmp_path: Path) -> None
         MiniLmOnnxEmbedder(model_dir=copy)
 
 
-def fake_provider(plan: list[int]) -> tuple[httpx.AsyncClient, list[int]]:
-    """Answers with the status codes in `plan`, then 200s with 384-d vectors."""
-    seen: list[int] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        status = plan.pop(0) if plan else 200
-        seen.append(status)
-        if status != 200:
-            return httpx.Response(status)
-        texts = json.loads(request.content)["input"]
-        data = [{"index": i, "embedding": [1.0] + [0.0] * 383} for i in range(len(texts))]
-        return httpx.Response(200, json={"data": list(reversed(data))})
-
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler)), seen
+EMBEDDINGS = "/embeddings"
+FAST = {"retry-after-ms": "10"}  # the provider asks for a short wait; the SDK obeys
 
 
-def config(**kw: object) -> HttpEmbedderConfig:
-    return HttpEmbedderConfig(
-        base_url="http://provider/v1",
-        model="m",
-        batch_size=2,
-        backoff_base_seconds=0.001,
-        backoff_cap_seconds=0.002,
-        **kw,  # type: ignore[arg-type]
-    )
+def config(url: str, **kw: object) -> HttpEmbedderConfig:
+    return HttpEmbedderConfig(base_url=url, model="text-embedding-3-small", batch_size=2, **kw)  # type: ignore[arg-type]
 
 
-async def test_http_embedder_retries_transient_errors_and_batches() -> None:
-    client, seen = fake_provider([503, 429])
-    embedder = OpenAICompatibleEmbedder(config(), client)
-    vectors = await embedder.embed(["a", "b", "c"])
+async def test_http_embedder_batches_through_the_sdk_and_normalises() -> None:
+    async with fake_provider() as p:
+        embedder = OpenAICompatibleEmbedder(config(p.url, api_key="sk-e"))
+        vectors = await embedder.embed(["red fox", "blue whale", "red fox"])
     assert len(vectors) == 3
-    assert vectors[0][0] == pytest.approx(1.0)
-    assert seen == [503, 429, 200, 200]  # two batches of 2 and 1
+    assert vectors[0] == vectors[2]  # in input order, though the provider answered reversed
+    assert cosine(vectors[0], HashingEmbedder().embed_one("red fox")) == pytest.approx(1.0)
+    assert all(math.isclose(math.sqrt(sum(x * x for x in v)), 1.0) for v in vectors)
+    requests = p.requests_to(EMBEDDINGS)
+    assert [r.body["input"] for r in requests] == [["red fox", "blue whale"], ["red fox"]]
+    assert requests[0].body["model"] == "text-embedding-3-small"
+    assert requests[0].body["dimensions"] == 384
+    assert requests[0].body["encoding_format"] == "float"
+    assert requests[0].headers["authorization"] == "Bearer sk-e"
+
+
+async def test_http_embedder_transient_errors_are_retried_by_the_sdk_honouring_retry_after() -> (
+    None
+):
+    script = [Reply(503, FAST), Reply(429, {"retry-after": "1"})]
+    async with fake_provider(script=script) as p:
+        vectors = await OpenAICompatibleEmbedder(config(p.url, max_attempts=3)).embed(["a"])
+    assert len(vectors) == 1
+    times = [r.at for r in p.requests_to(EMBEDDINGS)]
+    assert len(times) == 3
+    assert times[2] - times[1] >= 1.0  # the 429's Retry-After, not the SDK's own backoff
 
 
 async def test_http_embedder_does_not_retry_client_errors() -> None:
-    client, seen = fake_provider([400])
-    with pytest.raises(EmbeddingError):
-        await OpenAICompatibleEmbedder(config(), client).embed(["a"])
-    assert seen == [400]
+    async with fake_provider(script=[Reply(400)]) as p:
+        with pytest.raises(EmbeddingError, match="HTTP 400"):
+            await OpenAICompatibleEmbedder(config(p.url)).embed(["a"])
+    assert len(p.requests_to(EMBEDDINGS)) == 1
+
+
+async def test_http_embedder_timeout_is_an_embedding_error() -> None:
+    async with fake_provider(script=[Reply(delay_seconds=2.0)]) as p:
+        embedder = OpenAICompatibleEmbedder(config(p.url, timeout_seconds=0.2, max_attempts=1))
+        with pytest.raises(EmbeddingError, match=r"timed out after 0\.2s"):
+            await embedder.embed(["a"])
 
 
 async def test_guarded_http_embedder_breaker_opens_then_fails_fast() -> None:
-    client, seen = fake_provider([500] * 8)
-    breaker = CircuitBreaker("p", failure_threshold=2, reset_seconds=60)
-    embedder = GuardedEmbedder(OpenAICompatibleEmbedder(config(max_attempts=2), client), breaker)
-    for _ in range(2):
-        with pytest.raises(EmbeddingError):
+    async with fake_provider(script=[Reply(500, FAST)] * 8) as p:
+        breaker = CircuitBreaker("p", failure_threshold=2, reset_seconds=60)
+        embedder = GuardedEmbedder(OpenAICompatibleEmbedder(config(p.url, max_attempts=2)), breaker)
+        for _ in range(2):
+            with pytest.raises(EmbeddingError, match="HTTP 500"):
+                await embedder.embed(["a"])
+        assert len(p.requests_to(EMBEDDINGS)) == 4  # 2 calls x 2 attempts, nothing on top
+        with pytest.raises(EmbeddingError, match="circuit breaker"):
             await embedder.embed(["a"])
-    calls = len(seen)
-    with pytest.raises(EmbeddingError, match="circuit breaker"):
-        await embedder.embed(["a"])
-    assert len(seen) == calls
+        assert len(p.requests_to(EMBEDDINGS)) == 4
+
+
+@pytest.mark.parametrize("trial_status", [500, 200])
+async def test_guarded_half_open_admits_one_of_five_concurrent_calls_as_one_request(
+    trial_status: int,
+) -> None:
+    now = [0.0]
+    breaker = CircuitBreaker("p", failure_threshold=1, reset_seconds=10, clock=lambda: now[0])
+    breaker.record_failure("down")
+    now[0] = 10.0  # half-open
+    trial = Reply(trial_status, FAST, delay_seconds=0.2)
+    async with fake_provider(script=[trial]) as p:
+        inner = OpenAICompatibleEmbedder(config(p.url, max_attempts=4))
+        guarded = GuardedEmbedder(inner, breaker)
+        batches = [guarded.embed(["a"]) for _ in range(3)]
+        queries = [guarded.embed_query(q) for q in ("b", "c")]
+        outcomes = await asyncio.gather(*batches, *queries, return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, EmbeddingError) and "circuit" in str(o)]
+    assert len(refused) == 4
+    assert len(p.requests_to(EMBEDDINGS)) == 1  # one trial, one request (max_attempts=4)
+    assert breaker.state is (BreakerState.CLOSED if trial_status == 200 else BreakerState.OPEN)
+
+
+def test_http_embedder_sizes_chunks_in_its_models_encoding() -> None:
+    words = ["Привет,", "как", "дела?", "tokenization"]
+    for model in ("text-embedding-3-small", "nomic-embed-text"):  # known; unknown → cl100k
+        counter = OpenAICompatibleEmbedder(
+            HttpEmbedderConfig(base_url="http://127.0.0.1:9/v1", model=model)
+        ).token_counter
+        cl100k = tokens.encoding("cl100k_base")
+        assert counter.counts(words) == [len(cl100k.encode_ordinary(" " + w)) for w in words]
+    assert tokens.word_counter("gpt-4o")(words) != tokens.word_counter("gpt-4")(words)
 
 
 async def test_guarded_embedder_turns_failures_into_embedding_errors() -> None:
