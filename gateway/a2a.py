@@ -298,14 +298,21 @@ def _quoted(value: str) -> str:
 
 
 def interfaces(base_url: str) -> list[a2a.AgentInterface]:
-    """The bindings the gateway serves, the preferred first: HTTP+JSON under
-    `/a2a`, JSON-RPC at `/a2a/jsonrpc`."""
+    """The bindings the gateway serves, the preferred first: A2A 1.0 over
+    HTTP+JSON under `/a2a` and over JSON-RPC at `/a2a/jsonrpc`, then A2A 0.3 over
+    both at the same URLs (the a2a-sdk writes the card's 0.3 fields — `url` and
+    `preferredTransport` from the first 0.3 interface, JSON-RPC as 0.3 clients
+    prefer, and `additionalInterfaces` from the rest)."""
     root = base_url.rstrip("/") + A2A_PATH
     return [
         a2a.AgentInterface(url=root, protocol_binding="HTTP+JSON", protocol_version="1.0"),
         a2a.AgentInterface(
             url=root + JSONRPC_PATH, protocol_binding="JSONRPC", protocol_version="1.0"
         ),
+        a2a.AgentInterface(
+            url=root + JSONRPC_PATH, protocol_binding="JSONRPC", protocol_version="0.3"
+        ),
+        a2a.AgentInterface(url=root, protocol_binding="HTTP+JSON", protocol_version="0.3"),
     ]
 
 
@@ -384,7 +391,12 @@ def a2a_routes(backends: Backends, base_url: str) -> list[BaseRoute]:
     from starlette.routing import Mount, Router
 
     agent = TaskServiceAgent(backends)
-    binding = Router(routes=[*create_rest_routes(agent), *jsonrpc_routes(agent, JSONRPC_PATH)])
+    binding = Router(
+        routes=[
+            *create_rest_routes(agent, enable_v0_3_compat=True),
+            *jsonrpc_routes(agent, JSONRPC_PATH),
+        ]
+    )
     return [
         *create_agent_card_routes(agent_card(base_url)),
         Mount(A2A_PATH, app=RequireBearer(binding)),

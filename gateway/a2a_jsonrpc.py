@@ -29,7 +29,7 @@ UNAUTHENTICATED_CODE = JSON_RPC_CODES[Unauthenticated]
 
 def jsonrpc_routes(handler: RequestHandler, path: str) -> list[BaseRoute]:
     """`POST path`: the JSON-RPC endpoint over `handler`."""
-    (sdk_route,) = create_jsonrpc_routes(handler, path)
+    (sdk_route,) = create_jsonrpc_routes(handler, path, enable_v0_3_compat=True)
     assert isinstance(sdk_route, Route)
     dispatch = sdk_route.endpoint
 

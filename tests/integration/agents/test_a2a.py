@@ -110,6 +110,18 @@ async def test_the_agent_card_describes_skills_security_and_both_bindings(
             "protocolBinding": "JSONRPC",
             "protocolVersion": "1.0",
         },
+        {
+            "url": f"{cluster.gateway}/a2a/jsonrpc",
+            "protocolBinding": "JSONRPC",
+            "protocolVersion": "0.3",
+        },
+        {"url": f"{cluster.gateway}/a2a", "protocolBinding": "HTTP+JSON", "protocolVersion": "0.3"},
+    ]
+    # A2A 0.3's fields, for 0.3 clients: JSON-RPC preferred, HTTP+JSON besides.
+    assert card["url"] == f"{cluster.gateway}/a2a/jsonrpc"
+    assert card["preferredTransport"] == "JSONRPC"
+    assert card["additionalInterfaces"] == [
+        {"url": f"{cluster.gateway}/a2a", "transport": "HTTP+JSON"}
     ]
     assert card["version"] == importlib.metadata.version("protomesh")
     assert card["capabilities"]["streaming"] is True

@@ -1,6 +1,7 @@
 """A2A's JSON-RPC binding at `/a2a/jsonrpc` through the official a2a-sdk client
 against the whole system (send, stream, get, list, cancel, subscribe, tenant
-isolation, errors), and ListTasks' `totalSize` over both bindings."""
+isolation, errors), A2A 0.3 clients reading the card's 0.3 fields, and
+ListTasks' `totalSize` over both bindings."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import uuid
 
 import httpx
 import pytest
+from a2a.client import ClientConfig, create_client
+from a2a.client.errors import A2AClientError
+from a2a.compat.v0_3 import types as types_v03
+from a2a.compat.v0_3.conversions import to_core_agent_card
 from a2a.server.context import ServerCallContext
 from a2a.types import a2a_pb2 as a2a
 from a2a.utils import errors
@@ -106,6 +111,59 @@ async def test_another_tenant_cannot_see_or_touch_the_tasks_over_jsonrpc(
 
     assert task_id not in [t.id for t in listed.tasks]
     assert listed.total_size == 0
+
+
+@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
+async def test_an_a2a_0_3_client_finds_its_binding_on_the_card_and_works(
+    cluster: Cluster, binding: str
+) -> None:
+    tenant = await tenant_with_lamp(cluster)
+    paths: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        paths.append(request.url.path)
+
+    async with httpx.AsyncClient(base_url=cluster.gateway) as anonymous:
+        served = (await anonymous.get(CARD)).json()
+    # What a 0.3 client reads: url, preferredTransport, additionalInterfaces.
+    legacy = types_v03.AgentCard.model_validate(served)
+    card = to_core_agent_card(legacy)
+    http = httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {cluster.token(tenant)}"},
+        timeout=60,
+        event_hooks={"request": [record]},
+    )
+    config = ClientConfig(httpx_client=http, streaming=False, supported_protocol_bindings=[binding])
+    client = await create_client(card, config)
+    try:
+        (reply,) = [e async for e in client.send_message(message("When is the lamp lit?"))]
+        got = await client.get_task(a2a.GetTaskRequest(id=reply.task.id, history_length=5))
+        # Errors: JSON-RPC 0.3 has A2A's codes; HTTP+JSON answers them in the 1.0
+        # shape (google.rpc.Status), which the SDK's 0.3 REST client reports by status.
+        with pytest.raises((errors.TaskNotCancelableError, A2AClientError)) as not_cancelable:
+            await client.cancel_task(a2a.CancelTaskRequest(id=reply.task.id))
+        with pytest.raises((errors.TaskNotFoundError, errors.MethodNotFoundError)) as not_found:
+            await client.get_task(a2a.GetTaskRequest(id="00000000-0000-0000-0000-000000000000"))
+    finally:
+        await client.close()
+        await http.aclose()
+
+    assert legacy.protocol_version == "0.3"
+    assert (legacy.url, legacy.preferred_transport) == (f"{cluster.gateway}{JSONRPC}", "JSONRPC")
+    assert [(i.url, i.transport) for i in legacy.additional_interfaces or []] == [
+        (f"{cluster.gateway}/a2a", "HTTP+JSON")
+    ]
+    if binding == "JSONRPC":
+        assert set(paths) == {JSONRPC}, paths
+        assert isinstance(not_cancelable.value, errors.TaskNotCancelableError)
+        assert isinstance(not_found.value, errors.TaskNotFoundError)
+    else:
+        assert {path.split("/")[2] for path in paths} == {"v1"}, paths
+        assert "HTTP Error 400" in str(not_cancelable.value)
+        assert "tasks/00000000" in str(not_found.value)
+    assert reply.task.status.state == a2a.TASK_STATE_COMPLETED
+    assert any("dusk" in text for text in texts_of(reply.task)), reply.task
+    assert got.history[0].parts[0].text == "When is the lamp lit?"
 
 
 def rpc(method: str, params: dict[str, object], ident: int = 1) -> dict[str, object]:
