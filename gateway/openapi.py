@@ -2,10 +2,13 @@
 
 Path templates become OpenAPI paths: literals stay, each `*` of a variable
 becomes one path parameter (`{name=documents/*}` → `/documents/{name}`; the
-parameter carries the last segment, the gateway rebuilds `documents/<value>`),
-custom verbs stay as `:verb`. Query parameters are the request's fields bound by
-neither path nor body (maps as `deepObject`). Streams list both media types;
-errors share one AIP-193 schema; every operation uses bearer JWT auth.
+parameter carries the id, the gateway rebuilds `documents/<id>`, or the whole
+name URL-encoded as one segment, as a generated client sends the name a response
+returned), custom verbs stay as `:verb`. Query parameters are the request's
+fields bound by neither path nor body (maps as `deepObject`); a `body: "*"`
+schema leaves out the fields the path binds. Schemas carry field behaviors and
+protovalidate rules. Streams list both media types; errors share one AIP-193
+schema; every operation uses bearer JWT auth.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.comments import Comments
+from gateway.constraints import is_required
 from gateway.jsonmap import SCALAR_WKTS, is_map, is_repeated, message_name, message_type
-from gateway.patterns import SegmentKind, Variable
+from gateway.patterns import Segment, SegmentKind, Variable
 from gateway.routing import Route
 from gateway.schema import Schema, SchemaBuilder, behaviors
 from gateway.streaming import NDJSON, SSE
@@ -161,6 +165,14 @@ def _path_of(route: Route, builder: SchemaBuilder) -> tuple[str, list[dict[str, 
                 if segment.kind is SegmentKind.WILDCARD
                 else f"Rest of `{var.dotted}`; may contain `/`."
             )
+            example = _name_example(template.segments[var.start : var.end])
+            if example is not None:
+                encoded = example.replace("/", "%2F")
+                description = (
+                    f"The id in `{var.dotted}` (the `{{id}}` of `{example}`), or the whole "
+                    f"name as responses return it, which the client sends URL-encoded as "
+                    f"one segment (`{encoded}`)."
+                )
             leaf = _leaf(request, var.dotted)
             text = builder.comments.get(leaf.full_name)
             if text:
@@ -178,6 +190,15 @@ def _path_of(route: Route, builder: SchemaBuilder) -> tuple[str, list[dict[str, 
         )
     path = "/" + "/".join(parts) + (":" + template.verb if template.verb else "")
     return path, parameters
+
+
+def _name_example(segments: Sequence[Segment]) -> str | None:
+    """`documents/{id}` for a variable over `documents/*` (exactly one `*`, no `**`):
+    the shape whose whole value the gateway also takes in the `*` segment."""
+    wildcards = [s for s in segments if s.kind is not SegmentKind.LITERAL]
+    if len(wildcards) != 1 or wildcards[0].kind is not SegmentKind.WILDCARD:
+        return None
+    return "/".join(s.literal if s.kind is SegmentKind.LITERAL else "{id}" for s in segments)
 
 
 _PARAMETER = re.compile(r"\{([^}]*)\}")
@@ -273,17 +294,27 @@ def _request_body(route: Route, builder: SchemaBuilder) -> dict[str, Any] | None
     if not route.body:
         return None
     request = route.method.request_desc
-    if route.body == "*":
+    bound = route.path_fields()
+    if route.body == "*" and bound:
+        # Fields the path sets are not repeated in the body (as grpc-gateway does).
+        suffix = f"_{route.binding_index}" if route.binding_index else ""
+        name = f"{request.full_name}Body{suffix}"
+        schema = builder.message_without(request, bound, name)
+        required = bool(builder.definitions[name].get("required"))
+    elif route.body == "*":
         schema = builder.message(request)
+        required = bool(builder.definitions.get(request.full_name, {}).get("required"))
     else:
-        schema = builder.field(request.fields_by_name[route.body])
+        field = request.fields_by_name[route.body]
+        schema = builder.field(field)
+        required = field_behavior_pb2.REQUIRED in behaviors(field) or is_required(field)
     if route.method.client_streaming:
         return {
             "required": True,
             "description": "NDJSON: one request message per line.",
             "content": {NDJSON: {"schema": schema}},
         }
-    return {"required": False, "content": {"application/json": {"schema": schema}}}
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
 def _success(route: Route, builder: SchemaBuilder) -> dict[str, Any]:

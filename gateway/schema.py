@@ -4,7 +4,8 @@ integers as strings, enums by name, well-known types in their JSON forms, maps a
 objects, repeated as arrays, one property of a oneof at most.
 
 `field_behavior` maps to `required` (REQUIRED), `readOnly` (OUTPUT_ONLY) and
-`writeOnly` (INPUT_ONLY). Doc comments become descriptions.
+`writeOnly` (INPUT_ONLY); protovalidate rules map to lengths, patterns, ranges and
+`required` (gateway/constraints.py). Doc comments become descriptions.
 
 Used by the OpenAPI document (refs into `#/components/schemas/`) and reusable
 elsewhere (e.g. MCP tool input/output schemas) through `message_json_schema`,
@@ -13,6 +14,7 @@ which returns one self-contained schema with `$defs`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
 
@@ -20,6 +22,7 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from gateway.comments import Comments
+from gateway.constraints import constrain, is_required
 from gateway.jsonmap import enum_type, is_map, is_repeated, message_type
 
 Schema = dict[str, Any]
@@ -119,6 +122,36 @@ class SchemaBuilder:
             self.definitions[name] = self._message_definition(desc)
         return {"$ref": self.ref_prefix + name}
 
+    def message_without(self, desc: Descriptor, bound: Sequence[str], name: str) -> Schema:
+        """A `$ref` to a schema `name` of `desc` without the fields at the dotted
+        paths `bound` (set by the URL path, so a body does not carry them: what
+        grpc-gateway does for `body: "*"`)."""
+        if name not in self.definitions:
+            self.definitions[name] = {}
+            self.definitions[name] = self._definition_without(desc, bound)
+        return {"$ref": self.ref_prefix + name}
+
+    def _definition_without(self, desc: Descriptor, bound: Sequence[str]) -> Schema:
+        definition = self._message_definition(desc)
+        definition["title"] = f"{desc.name}Body"
+        properties: dict[str, Schema] = definition["properties"]
+        required: list[str] = definition.get("required", [])
+        for path in bound:
+            head, _, rest = path.partition(".")
+            field = desc.fields_by_name[head]
+            if not rest:
+                properties.pop(field.json_name, None)
+                if field.json_name in required:
+                    required.remove(field.json_name)
+                continue
+            inner = [p.partition(".")[2] for p in bound if p.partition(".")[0] == head]
+            properties[field.json_name] = self._definition_without(message_type(field), inner)
+        if required:
+            definition["required"] = required
+        else:
+            definition.pop("required", None)
+        return definition
+
     def enum(self, desc: EnumDescriptor) -> Schema:
         name = desc.full_name
         if name == "google.protobuf.NullValue":
@@ -152,7 +185,7 @@ class SchemaBuilder:
             if text:
                 schema = self._describe(schema, text)
             properties[field.json_name] = schema
-            if field_behavior_pb2.REQUIRED in found:
+            if field_behavior_pb2.REQUIRED in found or is_required(field):
                 required.append(field.json_name)
         definition: Schema = {
             "type": "object",
@@ -192,11 +225,15 @@ class SchemaBuilder:
         if "$ref" in schema:
             # Siblings of $ref are allowed in 3.1, but keep refs pure for older tools.
             return {"allOf": [schema], "description": text}
-        schema["description"] = text
+        note = schema.get("description")  # what the field's rules added
+        schema["description"] = f"{text}\n\n{note}" if note else text
         return schema
 
     def field(self, field: FieldDescriptor) -> Schema:
-        """A field's schema (maps, repeated and singular)."""
+        """A field's schema (maps, repeated and singular), with its protovalidate rules."""
+        return constrain(field, self._unconstrained(field))
+
+    def _unconstrained(self, field: FieldDescriptor) -> Schema:
         if is_map(field):
             value = message_type(field).fields_by_name["value"]
             return {"type": "object", "additionalProperties": self._single(value)}

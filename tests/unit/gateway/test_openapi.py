@@ -116,3 +116,112 @@ def test_schema_rejects_two_members_of_a_oneof(compiled: Compiled) -> None:
     schema = message_json_schema(compiled.pb2.EchoRequest.DESCRIPTOR)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"choiceText": "a", "choiceNumber": "1"}, schema)
+
+
+@pytest.fixture(scope="module")
+def protomesh_spec() -> dict[str, Any]:
+    GatewayConfig(
+        proto_modules=tuple(m for _, m in PROTOMESH_SERVICES.values())
+    ).import_proto_modules()
+    return build_openapi(
+        build_routes(PROTOMESH_SERVICES), Comments.from_path(DEFAULT_DESCRIPTOR_SET)
+    )
+
+
+def _body_schema(spec: dict[str, Any], path: str, verb: str = "post") -> dict[str, Any]:
+    body = spec["paths"][path][verb]["requestBody"]["content"]["application/json"]["schema"]
+    name = body["$ref"].rsplit("/", 1)[-1]
+    schema: dict[str, Any] = spec["components"]["schemas"][name]
+    return schema
+
+
+def test_a_body_star_schema_leaves_out_the_fields_the_path_binds(
+    spec: dict[str, Any], protomesh_spec: dict[str, Any]
+) -> None:
+    archive = _body_schema(spec, "/v1/things/{name}:archive")
+    assert set(archive["properties"]) == {"reason"}
+    for path in (
+        "/v1/tasks/{name}:cancel",
+        "/v1/tasks/{name}:retry",
+        "/v1/tasks/{name}:sendInput",
+        "/v1/reservations/{name}:commit",
+        "/v1/reservations/{name}:release",
+    ):
+        schema = _body_schema(protomesh_spec, path)
+        assert "name" not in schema["properties"], path
+        assert "name" not in schema.get("required", []), path
+    commit = _body_schema(protomesh_spec, "/v1/reservations/{name}:commit")
+    assert commit["required"] == ["usage"]
+    assert protomesh_spec["paths"]["/v1/reservations/{name}:commit"]["post"]["requestBody"][
+        "required"
+    ]
+    # Without path fields the request message itself is the body.
+    search = protomesh_spec["paths"]["/v1/search"]["post"]["requestBody"]["content"]
+    assert search["application/json"]["schema"]["$ref"].endswith("SearchRequest")
+
+
+def test_name_path_parameters_say_they_take_the_id_or_the_whole_name(
+    protomesh_spec: dict[str, Any],
+) -> None:
+    for path in ("/v1/documents/{name}", "/v1/tasks/{name}:cancel", "/v1/budgets/{name}"):
+        for verb, operation in protomesh_spec["paths"][path].items():
+            (parameter,) = [p for p in operation["parameters"] if p.get("in") == "path"]
+            assert "whole name" in parameter["description"], (path, verb)
+            assert "%2F{id}" in parameter["description"], (path, verb)
+    tier = protomesh_spec["paths"]["/v1/tenants/{name}/tier"]["get"]["parameters"][0]
+    assert "`tenants%2F{id}%2Ftier`" in tier["description"]
+
+
+def test_protovalidate_rules_are_in_the_schemas(protomesh_spec: dict[str, Any]) -> None:
+    schemas = protomesh_spec["components"]["schemas"]
+    listing = protomesh_spec["paths"]["/v1/documents"]["get"]["parameters"]
+    page_size = next(p for p in listing if p.get("name") == "pageSize")["schema"]
+    assert (page_size["minimum"], page_size["maximum"]) == (0, 1000)
+    search = schemas["protomesh.search.v1.SearchRequest"]["properties"]
+    assert (search["pageSize"]["minimum"], search["pageSize"]["maximum"]) == (1, 50)
+    assert (search["query"]["minLength"], search["query"]["maxLength"]) == (1, 1024)
+    assert search["bm25Weight"]["maximum"] == 1
+    task = schemas["protomesh.task.v1.Task"]["properties"]
+    assert task["type"]["pattern"] == "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*$"
+    assert (task["priority"]["minimum"], task["priority"]["maximum"]) == (0, 9)
+    assert task["costLimitMicros"]["pattern"] == "^[0-9]+$"
+    labels = schemas["protomesh.document.v1.Document"]["properties"]["labels"]
+    assert labels["maxProperties"] == 64
+    assert labels["propertyNames"]["pattern"] == "^[a-z][a-z0-9_-]{0,62}$"
+    assert labels["additionalProperties"]["maxLength"] == 256
+    thresholds = schemas["protomesh.cost.v1.Budget"]["properties"]["alertThresholdsPercent"]
+    assert thresholds["uniqueItems"]
+    assert thresholds["maxItems"] == 10
+    assert thresholds["items"]["exclusiveMinimum"] == 0
+    assert schemas["protomesh.cost.v1.TenantTier"]["properties"]["tier"]["enum"] == [
+        "free",
+        "pro",
+        "enterprise",
+    ]
+    # (buf.validate.field).required is a required property, and a required body.
+    assert "usage" in schemas["protomesh.cost.v1.RecordUsageRequest"]["required"]
+    create = protomesh_spec["paths"]["/v1/documents"]["post"]["requestBody"]
+    assert create["required"] is True
+    names = protomesh_spec["paths"]["/v1/documents:batchGet"]["get"]["parameters"]
+    batch = next(p for p in names if p.get("name") == "names")["schema"]
+    assert (batch["minItems"], batch["maxItems"], batch["uniqueItems"]) == (1, 100, True)
+    assert batch["items"]["pattern"].startswith("^documents/")
+
+
+def test_protomesh_schemas_accept_what_the_services_print(
+    protomesh_spec: dict[str, Any],
+) -> None:
+    from protomesh.cost.v1 import cost_service_pb2 as cost_pb
+    from protomesh.document.v1 import document_service_pb2 as doc_pb
+    from protomesh.task.v1 import task_service_pb2 as task_pb
+
+    schemas = protomesh_spec["components"]["schemas"]
+    resolver = {"components": {"schemas": schemas}}
+    document = doc_pb.Document(name="documents/a", title="t", content="c", labels={"team": "x"})
+    task = task_pb.Task(name="tasks/a", type="rag.answer", priority=3)
+    budget = cost_pb.Budget(name="budgets/b", hard_limit_micros=5, alert_thresholds_percent=[50])
+    for message in (document, task, budget, cost_pb.TenantTier(name="tenants/t/tier", tier="pro")):
+        name = message.DESCRIPTOR.full_name
+        schema = {**resolver, "$ref": f"#/components/schemas/{name}"}
+        # As the gateway prints them by default (emit_unpopulated).
+        jsonschema.validate(to_json(message, True), schema, cls=jsonschema.Draft202012Validator)
