@@ -382,8 +382,9 @@ class Worker:
             else:
                 await self._retry_or_fail(row, lease, code, message)
         except ProviderUnavailable as exc:
-            # Not before the provider's breaker lets a call through: a retry into an
-            # open circuit fails at once and only burns the task's attempts.
+            # Not before the provider's breaker lets a call through, nor before the
+            # provider's own Retry-After (when the SDK's retries gave up on it): a
+            # retry sooner fails at once and only burns the task's attempts.
             await self._retry_or_fail(
                 row, lease, grpc.StatusCode.UNAVAILABLE, str(exc), exc.retry_after_seconds
             )

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
+import grpc
 import pytest
 
 from protomesh.document.v1 import document_service_pb2_grpc as doc_grpc
@@ -39,9 +40,11 @@ from services.search.embedders import (
     OpenAICompatibleEmbedder,
 )
 from services.search.service import make_spec as search_spec
+from services.task.openai_compat import OpenAICompatibleGenerator
 from tests.conftest import Mint, running
 from tests.faults.conftest import (
     FAST_WORKER,
+    PRICED_MODEL,
     ModelProvider,
     System,
     Tenant,
@@ -58,8 +61,10 @@ from tests.integration.search.conftest import (
     put,
     search,
 )
+from tests.unit.platform.fake_provider import Reply, fake_provider
 
 COOLDOWN = 1.0
+RATE_LIMIT_WAIT = 2.0
 ACTIVE = 1
 
 
@@ -140,6 +145,33 @@ async def test_tasks_wait_out_an_open_breaker_and_complete_after_the_half_open_p
             task.name,
         )
         assert charged == 1
+
+
+@pytest.mark.timeout(60)
+async def test_a_rate_limited_provider_is_unavailable_and_the_task_waits_its_retry_after(
+    system: System, worker: WorkerRunner, mint: Mint
+) -> None:
+    """A 429 whose Retry-After is longer than the SDK waits (max_retries=0 here):
+    the attempt fails UNAVAILABLE, and the task is not retried before the provider
+    said — the wait reaches the worker through ProviderUnavailable."""
+    tenant = Tenant(system, mint, f"limited-{uuid.uuid4().hex[:8]}")
+    script = [Reply(429, {"retry-after": str(RATE_LIMIT_WAIT)})]
+    async with fake_provider(script=script, answer="Otters hold hands [1].") as limited:
+        breaker = CircuitBreaker("model provider", failure_threshold=5, reset_seconds=30)
+        generator = OpenAICompatibleGenerator(
+            limited.url, PRICED_MODEL, max_retries=0, timeout_seconds=2.0, breaker=breaker
+        )
+        async with worker(generator, dataclasses.replace(FAST_WORKER, count=1)):
+            created = await tenant.create_task("rag.answer", {"question": "Do otters?"})
+            await tenant.wait_task(created.name, pb.TASK_STATE_COMPLETED, within=20)
+    task = await tenant.get_task(created.name)
+    assert len(task.attempts) == 2
+    error = task.attempts[0].error
+    assert error.code == grpc.StatusCode.UNAVAILABLE.value[0]
+    assert "HTTP 429" in error.message
+    assert attempt_gaps(task)[0] >= RATE_LIMIT_WAIT * 0.95
+    assert len(limited.requests_to("/chat/completions")) == 2  # nothing retried sooner
+    assert breaker.state == "closed"
 
 
 # -- search ----------------------------------------------------------------------------
