@@ -1,7 +1,8 @@
 """A2A v1.0 on the gateway: the agent card at `/.well-known/agent-card.json`, the
 HTTP+JSON binding under `/a2a` (the a2a-sdk's REST routes) and the JSON-RPC binding
 at `/a2a/jsonrpc` (gateway/a2a_jsonrpc.py), both over one request handler that maps
-them onto TaskService over gRPC with the caller's bearer token.
+them onto TaskService over gRPC with the caller's bearer token. A2A 0.3 clients are
+served at the same URLs by the a2a-sdk's compat adapters over that handler.
 
 - send message: a new task from the message (or, with `taskId`, input for a task
   waiting on the user); waits for a terminal or interrupted state unless
@@ -11,11 +12,11 @@ them onto TaskService over gRPC with the caller's bearer token.
   task as it is now;
 - get (with `historyLength`), list (paged, newest first), cancel.
 
-gRPC statuses become the bindings' errors (gateway/a2a_errors.py; over HTTP+JSON:
-NOT_FOUND → 404 TaskNotFound,
-FAILED_PRECONDITION on cancel → 409 TaskNotCancelable, INVALID_ARGUMENT → 400,
-UNAUTHENTICATED → 401 with `WWW-Authenticate`, PERMISSION_DENIED → 403,
-RESOURCE_EXHAUSTED → 429, UNAVAILABLE → 503)."""
+gRPC statuses become the bindings' errors (gateway/a2a_errors.py). Over HTTP+JSON:
+NOT_FOUND → 404 TaskNotFound, FAILED_PRECONDITION on cancel → 400 TaskNotCancelable
+(reason TASK_NOT_CANCELABLE), INVALID_ARGUMENT → 400, UNAUTHENTICATED → 401 with
+`WWW-Authenticate`, PERMISSION_DENIED → 403, RESOURCE_EXHAUSTED → 429,
+UNAVAILABLE → 503; over JSON-RPC, the matching error codes."""
 
 from __future__ import annotations
 

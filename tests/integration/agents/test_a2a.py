@@ -33,11 +33,11 @@ async def agent(
     cluster: Cluster,
     tenant: str,
     streaming: bool = True,
-    binding: str = "HTTP+JSON",
+    binding: str | None = "HTTP+JSON",
     paths: list[str] | None = None,
 ) -> AsyncIterator[Client]:
-    """The official client over `binding`; the path of every request it makes is
-    appended to `paths`."""
+    """The official client over `binding` (None: the SDK's default); the path of
+    every request it makes is appended to `paths`."""
 
     async def record(request: httpx.Request) -> None:
         if paths is not None:
@@ -49,7 +49,9 @@ async def agent(
         event_hooks={"request": [record]},
     )
     config = ClientConfig(
-        httpx_client=http, streaming=streaming, supported_protocol_bindings=[binding]
+        httpx_client=http,
+        streaming=streaming,
+        supported_protocol_bindings=[binding] if binding else [],
     )
     client = await create_client(cluster.gateway, config)
     try:

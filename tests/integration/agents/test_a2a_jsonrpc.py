@@ -70,11 +70,13 @@ async def test_the_official_client_over_jsonrpc_sends_gets_lists_and_cancels(
     assert canceled.status.state == a2a.TASK_STATE_CANCELED
 
 
-async def test_a_streamed_message_and_a_resubscription_over_jsonrpc(cluster: Cluster) -> None:
+async def test_the_sdks_default_client_streams_and_resubscribes_over_jsonrpc(
+    cluster: Cluster,
+) -> None:
     tenant = await tenant_with_lamp(cluster)
     paths: list[str] = []
 
-    async with agent(cluster, tenant, binding="JSONRPC", paths=paths) as client:
+    async with agent(cluster, tenant, binding=None, paths=paths) as client:
         events = [e async for e in client.send_message(message("How often is it trimmed?"))]
         task_id = events[0].task.id
         replay = [e async for e in client.subscribe(a2a.SubscribeToTaskRequest(id=task_id))]
