@@ -40,7 +40,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from gateway import a2a_mapping as mapping
 from gateway import errors as gateway_errors
-from gateway.a2a_errors import a2a_error
+from gateway.a2a_errors import call_error
 from gateway.a2a_jsonrpc import jsonrpc_routes
 from gateway.backends import Backends
 from gateway.mcp_http import bearer_token
@@ -87,7 +87,7 @@ class TaskServiceAgent(RequestHandler):
                 request, metadata=_metadata(context), timeout=CALL_TIMEOUT_SECONDS
             )
         except grpc.aio.AioRpcError as exc:
-            raise a2a_error(exc, cancel) from None
+            raise call_error(exc, context, cancel) from None
 
     async def _get(self, name: str, context: ServerCallContext, history: int = 0) -> pb.Task:
         task: pb.Task = await self._call(
@@ -110,7 +110,7 @@ class TaskServiceAgent(RequestHandler):
             async for item in following.watch(partial(watch, metadata=_metadata(context)), name):
                 yield item
         except grpc.aio.AioRpcError as exc:
-            raise a2a_error(exc) from None
+            raise call_error(exc, context) from None
 
     # -- A2A methods ---------------------------------------------------------
 

@@ -10,7 +10,10 @@ JSON-RPC codes -32040 to -32043 (A2A's own codes are -32001 to -32009; -32000 to
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
+from a2a.server.context import ServerCallContext
 from a2a.server.jsonrpc_models import JSONRPCError
 from a2a.server.request_handlers import response_helpers
 from a2a.utils import errors
@@ -38,6 +41,9 @@ MAPPINGS: dict[type[errors.A2AError], errors.ErrorMapping] = {
     RateLimited: errors.ErrorMapping(429, "RESOURCE_EXHAUSTED", "RATE_LIMITED"),
     Unavailable: errors.ErrorMapping(503, "UNAVAILABLE", "UNAVAILABLE"),
 }
+# Where a binding that answers errors with 200 (JSON-RPC) puts the request's
+# Starlette state in the call context, to learn that the call was unauthenticated.
+REQUEST_STATE = "request_state"
 JSON_RPC_CODES: dict[type[errors.A2AError], int] = {
     Unauthenticated: -32040,
     PermissionDenied: -32041,
@@ -71,3 +77,15 @@ def a2a_error(exc: grpc.aio.AioRpcError, cancel: bool = False) -> errors.A2AErro
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return Unavailable(details)
     return errors.InternalError(f"{code.name}: {details}")
+
+
+def call_error(
+    exc: grpc.aio.AioRpcError, context: ServerCallContext, cancel: bool = False
+) -> errors.A2AError:
+    """`a2a_error`, marking the request's state (`unauthenticated`) when the call
+    was refused as unauthenticated and the binding asked to know."""
+    error = a2a_error(exc, cancel)
+    state: Any = context.state.get(REQUEST_STATE)
+    if isinstance(error, Unauthenticated) and state is not None:
+        state.unauthenticated = True
+    return error

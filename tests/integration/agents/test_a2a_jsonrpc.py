@@ -182,6 +182,19 @@ async def test_jsonrpc_errors_are_precise_and_tokens_are_checked(cluster: Cluste
             json=rpc("ListTasks", {}),
             headers={"Authorization": "Bearer forged", "A2A-Version": "1.0"},
         )
+        forged_stream = await http.post(
+            JSONRPC,
+            json=rpc(
+                "SendStreamingMessage",
+                {"message": {"messageId": "m0", "role": "ROLE_USER", "parts": [{"text": "hi"}]}},
+            ),
+            headers={"Authorization": "Bearer forged", "A2A-Version": "1.0"},
+        )
+        forged_0_3 = await http.post(
+            JSONRPC,
+            json=rpc("tasks/get", {"id": "00000000-0000-0000-0000-000000000000"}),
+            headers={"Authorization": "Bearer forged"},
+        )
         missing = await http.post(JSONRPC, json=missing_task, headers=headers)
         unknown_method = await http.post(JSONRPC, json=rpc("tasks/launch", {}), headers=headers)
         empty_message = await http.post(
@@ -208,6 +221,11 @@ async def test_jsonrpc_errors_are_precise_and_tokens_are_checked(cluster: Cluste
     assert forged.headers["www-authenticate"].startswith("Bearer")
     assert forged.json()["error"]["code"] == -32040
     assert forged.json()["id"] == 1
+    assert forged_stream.status_code == 401, forged_stream.text
+    assert forged_stream.json()["error"]["code"] == -32040
+    assert forged_0_3.status_code == 401, forged_0_3.text
+    assert forged_0_3.headers["www-authenticate"].startswith("Bearer")
+    assert forged_0_3.json()["error"]["code"] == -32603  # 0.3 has no code for it
 
     def error_of(response: httpx.Response) -> dict[str, object]:
         assert response.status_code == 200, response.text
