@@ -1,5 +1,6 @@
 """The gateway's one factory: `create_app(config, backends)` wires routes from
-descriptors, the transcoder, OpenAPI, health/readiness/metrics, CORS, gzip.
+descriptors, the transcoder, OpenAPI (3.1, and 3.0 for older tools), the /docs
+Swagger UI, health/readiness/metrics, CORS, gzip.
 
     from gateway.app import create_app
     from gateway.config import GatewayConfig
@@ -28,10 +29,12 @@ from gateway.a2a import a2a_routes
 from gateway.backends import Backends
 from gateway.comments import Comments
 from gateway.config import GatewayConfig
+from gateway.docs import SwaggerDocs
 from gateway.mcp_http import McpEndpoint
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import Compression, Cors, TranscodeUnrouted
 from gateway.openapi import build_openapi
+from gateway.openapi30 import downgrade
 from gateway.routing import Router, build_routes
 from gateway.streaming import NDJSON, StreamOptions
 from gateway.tls import RefuseTokensOverPlaintext
@@ -63,7 +66,10 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
     comments = Comments.from_path(
         descriptor_set if descriptor_set and descriptor_set.exists() else None
     )
-    openapi = json.dumps(build_openapi(routes, comments, title=config.title)).encode()
+    document = build_openapi(routes, comments, title=config.title)
+    openapi = json.dumps(document).encode()
+    openapi30 = json.dumps(downgrade(document)).encode()
+    docs = SwaggerDocs(config.title)
     metrics = GatewayMetrics()
     channels = Backends(addresses, config.dialer)
     transcoder = Transcoder(
@@ -101,6 +107,9 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
     async def openapi_endpoint(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
+    async def openapi30_endpoint(request: Request) -> Response:
+        return Response(openapi30, media_type="application/json")
+
     mcp = McpEndpoint(channels, comments, descriptor_pool.Default(), config.jwt_issuer)
 
     @contextlib.asynccontextmanager
@@ -116,6 +125,8 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
         HttpRoute("/readyz", readyz, methods=["GET"]),
         HttpRoute("/metrics", metrics_endpoint, methods=["GET"]),
         HttpRoute("/openapi.json", openapi_endpoint, methods=["GET"]),
+        HttpRoute("/openapi-3.0.json", openapi30_endpoint, methods=["GET"]),
+        *docs.routes(),
         *mcp.routes(),
         *a2a_routes(channels, config.base_url),
     ]

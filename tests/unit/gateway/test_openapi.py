@@ -225,3 +225,27 @@ def test_protomesh_schemas_accept_what_the_services_print(
         schema = {**resolver, "$ref": f"#/components/schemas/{name}"}
         # As the gateway prints them by default (emit_unpopulated).
         jsonschema.validate(to_json(message, True), schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_the_3_0_form_validates_and_keeps_every_operation(
+    protomesh_spec: dict[str, Any],
+) -> None:
+    from gateway.openapi30 import downgrade
+
+    document = downgrade(protomesh_spec)
+    assert document["openapi"] == "3.0.3"
+    validate(document)
+    assert protomesh_spec["openapi"] == "3.1.0"  # the original is left alone
+    text = str(document)
+    assert "propertyNames" not in text
+    assert "'const'" not in text
+    search = document["components"]["schemas"]["protomesh.cost.v1.ReserveRequest"]
+    amount = search["properties"]["amountMicros"]
+    assert amount["pattern"] == "^[0-9]+$"
+    thresholds = document["components"]["schemas"]["protomesh.cost.v1.Budget"]["properties"][
+        "alertThresholdsPercent"
+    ]["items"]
+    assert thresholds["minimum"] == 0
+    assert thresholds["exclusiveMinimum"] is True
+    for path, item in protomesh_spec["paths"].items():
+        assert document["paths"][path].keys() == item.keys()
