@@ -122,12 +122,14 @@ def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
 def up(
     data_dir: DataDir = None,
     workers: Annotated[
-        int, typer.Option(help="Task worker coroutines per worker process (0 for none).")
+        int,
+        typer.Option(metavar="N", help="Task worker coroutines per worker process (0 for none)."),
     ] = 2,
     replicas: Annotated[
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             help="Processes per service (and task-worker processes and gateway workers), "
             "so one machine uses all its cores [PROTOMESH_REPLICAS, else 1].",
             show_default=False,
@@ -230,10 +232,12 @@ def migrate(data_dir: DataDir = None) -> None:
 
 @app.command()
 def token(
-    tenant: Annotated[str, typer.Option(help="tenant_id claim.")],
-    user: Annotated[str, typer.Option(help="sub claim (user id).")] = "dev",
-    scope: Annotated[str, typer.Option(help="Space-separated scopes.")] = DEFAULT_SCOPES,
-    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+    tenant: Annotated[str, typer.Option(metavar="TENANT", help="tenant_id claim.")],
+    user: Annotated[str, typer.Option(metavar="USER", help="sub claim (user id).")] = "dev",
+    scope: Annotated[
+        str, typer.Option(metavar="SCOPES", help="Space-separated scopes.")
+    ] = DEFAULT_SCOPES,
+    ttl: Annotated[int, typer.Option(min=1, metavar="SECONDS", help="Lifetime in seconds.")] = 3600,
     data_dir: DataDir = None,
 ) -> None:
     """Print a dev token signed with the local dev key (created on first use)."""
@@ -301,7 +305,7 @@ def ask(
     question: Annotated[
         str, typer.Argument(metavar="QUESTION", help="What to ask about your documents.")
     ],
-    top_k: Annotated[int, typer.Option(min=1, help="Chunks to retrieve.")] = 5,
+    top_k: Annotated[int, typer.Option(min=1, metavar="N", help="Chunks to retrieve.")] = 5,
     output: OutputOpt = OutputFormat.table,
     json_flag: JsonOpt = False,
     tenant: TenantOpt = None,
@@ -474,7 +478,9 @@ def search(
     mode: Annotated[
         SearchMode, typer.Option(case_sensitive=False, help="How to rank.")
     ] = SearchMode.hybrid,
-    limit: Annotated[int, typer.Option(min=1, max=50, help="Results to show.")] = 10,
+    limit: Annotated[
+        int, typer.Option(min=1, max=50, metavar="N", help="Results to show (1-50).")
+    ] = 10,
     label: Annotated[
         list[str], typer.Option(metavar="KEY=VALUE", help="Label filter (repeatable).")
     ] = [],  # noqa: B006
@@ -598,13 +604,16 @@ def cost_report(
         str | None,
         typer.Option(
             "--from",
+            metavar="TIME",
             callback=_time_option,
             help="Start (RFC 3339 or YYYY-MM-DD); default: start of this month.",
         ),
     ] = None,
     end: Annotated[
         str | None,
-        typer.Option("--to", callback=_time_option, help="End (exclusive); default: now."),
+        typer.Option(
+            "--to", metavar="TIME", callback=_time_option, help="End (exclusive); default: now."
+        ),
     ] = None,
     output: OutputOpt = OutputFormat.table,
     json_flag: JsonOpt = False,
@@ -690,9 +699,14 @@ def tasks_list(
             "auth-required, completed, failed, canceled, rejected.",
         ),
     ] = [],  # noqa: B006
-    page_size: Annotated[int, typer.Option(min=1, max=1000, help="Tasks per page.")] = 20,
+    page_size: Annotated[
+        int, typer.Option(min=1, max=1000, metavar="N", help="Tasks per page (1-1000).")
+    ] = 20,
     page_token: Annotated[
-        str, typer.Option(help="Where to continue (the previous page's next page token).")
+        str,
+        typer.Option(
+            metavar="TOKEN", help="Where to continue (the previous page's next page token)."
+        ),
     ] = "",
     output: OutputOpt = OutputFormat.table,
     json_flag: JsonOpt = False,
@@ -831,14 +845,18 @@ def status(
 
 @app.command()
 def bench(
-    only: Annotated[list[str], typer.Option(help="Run just this bench (repeatable).")] = [],  # noqa: B006
+    only: Annotated[
+        list[str], typer.Option(metavar="NAME", help="Run just this bench (repeatable).")
+    ] = [],  # noqa: B006
     quick: Annotated[
         bool, typer.Option(help="Smaller runs (minutes, not tens of minutes).")
     ] = False,
-    output: Annotated[Path, typer.Option(help="Where to write the Markdown report.")] = Path(
-        "docs/benchmarks.md"
-    ),
-    timeout: Annotated[float, typer.Option(help="Seconds one bench may take.")] = 1800.0,
+    output: Annotated[
+        Path, typer.Option(metavar="FILE", help="Where to write the Markdown report.")
+    ] = Path("docs/benchmarks.md"),
+    timeout: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds one bench may take.")
+    ] = 1800.0,
 ) -> None:
     """Run the bench/ scripts one after another and write a Markdown report."""
     from cli import bench as bench_cli

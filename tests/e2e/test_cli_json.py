@@ -23,12 +23,17 @@ Unused vacation days carry over until the end of March of the following year.
 """
 
 
-def protomesh(cluster: Cluster, *args: str) -> Any:
-    """Runs `protomesh ARGS` in this process and parses its stdout as JSON."""
+def run(cluster: Cluster, *args: str) -> str:
+    """Runs `protomesh ARGS` in this process; its stdout."""
     cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PROTOMESH_")}
     result = CliRunner().invoke(app, list(args), env={**cleared, **cluster.settings.to_env()})
     assert result.exit_code == 0, f"{args}: {result.stdout}\n{result.stderr}"
-    return json.loads(result.stdout)
+    return result.stdout
+
+
+def protomesh(cluster: Cluster, *args: str) -> Any:
+    """Runs `protomesh ARGS` in this process and parses its stdout as JSON."""
+    return json.loads(run(cluster, *args))
 
 
 def test_data_commands_print_the_documented_json(cluster: Cluster, tmp_path: Path) -> None:
@@ -49,6 +54,7 @@ def test_data_commands_print_the_documented_json(cluster: Cluster, tmp_path: Pat
     prices = protomesh(cluster, "cost", "prices", "--json", *who)
     reindex = protomesh(cluster, "search", "reindex", "--no-wait", "--json", *who)
     status = protomesh(cluster, "status", "--json", *who)
+    watched = run(cluster, "tasks", "watch", asked["name"], "--json", *who)
 
     [created] = ingested["created"]
     assert created["path"].endswith("handbook.md")
@@ -77,3 +83,8 @@ def test_data_commands_print_the_documented_json(cluster: Cluster, tmp_path: Pat
     assert "queuedChunkCount" in reindex
     assert status["healthy"] is True
     assert {c["name"] for c in status["components"]} >= {"document", "search", "task", "cost"}
+    lines = [
+        json.loads(line) for line in watched.splitlines()
+    ]  # NDJSON: a WatchTask message a line
+    assert lines[0]["task"]["name"] == asked["name"]
+    assert all(set(line) == {"event"} for line in lines[1:])
