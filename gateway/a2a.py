@@ -42,6 +42,7 @@ from gateway import a2a_mapping as mapping
 from gateway import errors as gateway_errors
 from gateway.a2a_errors import call_error
 from gateway.a2a_jsonrpc import jsonrpc_routes
+from gateway.agent_limits import DEFAULT_MAX_BODY_BYTES, BoundedBody
 from gateway.backends import Backends
 from gateway.mcp_http import bearer_token
 from gateway.responses import send_error
@@ -384,9 +385,11 @@ class RequireBearer:
         await self.app(scope, receive, challenge)
 
 
-def a2a_routes(backends: Backends, base_url: str) -> list[BaseRoute]:
-    """The agent card and both bindings' routes over one request handler, or none
-    without a TaskService."""
+def a2a_routes(
+    backends: Backends, base_url: str, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> list[BaseRoute]:
+    """The agent card and both bindings' routes over one request handler (bodies
+    up to `max_body_bytes`), or none without a TaskService."""
     if TASK_SERVICE not in backends.addresses:
         return []
     from starlette.routing import Mount, Router
@@ -400,5 +403,5 @@ def a2a_routes(backends: Backends, base_url: str) -> list[BaseRoute]:
     )
     return [
         *create_agent_card_routes(agent_card(base_url)),
-        Mount(A2A_PATH, app=RequireBearer(binding)),
+        Mount(A2A_PATH, app=RequireBearer(BoundedBody(binding, max_body_bytes))),
     ]

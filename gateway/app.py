@@ -110,7 +110,13 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
     async def openapi30_endpoint(request: Request) -> Response:
         return Response(openapi30, media_type="application/json")
 
-    mcp = McpEndpoint(channels, comments, descriptor_pool.Default(), config.jwt_issuer)
+    mcp = McpEndpoint(
+        channels,
+        comments,
+        descriptor_pool.Default(),
+        config.jwt_issuer,
+        max_body_bytes=config.max_body_bytes,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -128,7 +134,7 @@ def create_app(config: GatewayConfig, backends: Mapping[str, str] | None = None)
         HttpRoute("/openapi-3.0.json", openapi30_endpoint, methods=["GET"]),
         *docs.routes(),
         *mcp.routes(),
-        *a2a_routes(channels, config.base_url),
+        *a2a_routes(channels, config.base_url, config.max_body_bytes),
     ]
     app = Starlette(
         routes=http_routes,

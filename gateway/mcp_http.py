@@ -1,8 +1,9 @@
 """`/mcp` on the gateway: the MCP tools over the Streamable HTTP transport
-(stateless, so any gateway worker can answer any request), behind a bearer-token
-check that answers 401 with the standard `WWW-Authenticate` hint, and the OAuth
-protected-resource metadata (RFC 9728) that hint points to, which names the
-token issuer as the authorization server when the issuer is a URL.
+(stateless, so any gateway worker can answer any request; bodies up to the
+gateway's limit), behind a bearer-token check that answers 401 with the standard
+`WWW-Authenticate` hint, and the OAuth protected-resource metadata (RFC 9728)
+that hint points to, which names the token issuer as the authorization server
+when the issuer is a URL.
 
 The gateway does not verify tokens: the services do, on every call. A missing or
 malformed `Authorization` header is refused here; a present but invalid token
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway import errors
+from gateway.agent_limits import DEFAULT_MAX_BODY_BYTES, BoundedBody
 from gateway.backends import Backends
 from gateway.comments import Comments
 from gateway.mcp import McpTools, build_server, rpc_tools
@@ -64,7 +66,14 @@ def bearer_token(headers: Any) -> str:
 class McpEndpoint:
     """The ASGI app at `/mcp` plus its lifespan and the metadata route."""
 
-    def __init__(self, backends: Backends, comments: Comments, pool: Any, issuer: str) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        comments: Comments,
+        pool: Any,
+        issuer: str,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
         tools = McpTools(
             backends, rpc_tools(sorted(backends.addresses), pool.FindServiceByName, comments)
         )
@@ -74,6 +83,7 @@ class McpEndpoint:
         self.tools = tools
         self.issuer = issuer
         self.manager = StreamableHTTPSessionManager(app=server, stateless=True)
+        self.bounded = BoundedBody(self.manager.handle_request, max_body_bytes)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -91,7 +101,7 @@ class McpEndpoint:
             )
             await send_error(send, refusal, [])
             return
-        await self.manager.handle_request(scope, receive, send)
+        await self.bounded(scope, receive, send)
 
     async def resource_metadata(self, request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
