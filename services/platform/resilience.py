@@ -15,6 +15,7 @@ failed after them once, and its half-open trial is one request (`trial`,
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -63,7 +64,10 @@ class CircuitBreaker:
     consecutive failures it opens and refuses calls for `reset_seconds`; then it is
     half-open and admits exactly one trial call at a time, whose success closes it
     and whose failure re-opens it for a full interval. A trial that never reports
-    back (its caller was cancelled) stops blocking after `reset_seconds`.
+    back (its caller was cancelled) stops blocking after `reset_seconds`. A failure
+    that carries the provider's `Retry-After` also holds every call back (open) until
+    that time has passed, whatever the count: the provider asked this whole process,
+    not one caller, to wait.
 
     No I/O and an injectable clock, so its rules are tested without sleeping. One
     breaker per model client: the search service's `GuardedEmbedder`, the task
@@ -86,10 +90,13 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._trial_started: float | None = None
+        self._paused_until = -math.inf
         self.last_error = ""
 
     @property
     def state(self) -> BreakerState:
+        if self._clock() < self._paused_until:
+            return BreakerState.OPEN
         if self._opened_at is None:
             return BreakerState.CLOSED
         if self._clock() - self._opened_at >= self.reset_seconds:
@@ -125,11 +132,12 @@ class CircuitBreaker:
     def retry_after_seconds(self) -> float:
         """How long a refused caller should wait before asking again (0 when closed)."""
         now = self._clock()
+        paused = max(self._paused_until - now, 0.0)
         if self.state is BreakerState.OPEN and self._opened_at is not None:
-            return max(self.reset_seconds - (now - self._opened_at), 0.0)
+            return max(self.reset_seconds - (now - self._opened_at), paused)
         if self.state is BreakerState.HALF_OPEN and self._trial_started is not None:
             return max(self.reset_seconds - (now - self._trial_started), 0.0)
-        return 0.0
+        return paused
 
     def record_success(self) -> None:
         self._failures = 0
@@ -137,10 +145,14 @@ class CircuitBreaker:
         self._trial_started = None
         self.last_error = ""
 
-    def record_failure(self, error: str = "") -> None:
+    def record_failure(self, error: str = "", retry_after_seconds: float = 0.0) -> None:
+        """A failed call; `retry_after_seconds`: the provider's `Retry-After`, which
+        holds every call back until it has passed."""
         self._failures += 1
         self._trial_started = None
         self.last_error = error
+        if retry_after_seconds > 0:
+            self._paused_until = max(self._paused_until, self._clock() + retry_after_seconds)
         if self._opened_at is not None or self._failures >= self.failure_threshold:
             self._opened_at = self._clock()  # (re-)open: a failed trial restarts the wait
 

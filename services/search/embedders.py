@@ -51,7 +51,13 @@ class Embedder(Protocol):
 
 
 class EmbeddingError(RuntimeError):
-    """The embedder could not produce vectors (the caller keeps chunks keyword-only)."""
+    """The embedder could not produce vectors (the caller keeps chunks keyword-only).
+    `retry_after_seconds`: how long the provider asked callers to wait (0: it did
+    not say)."""
+
+    def __init__(self, message: str, retry_after_seconds: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 def token_counter(embedder: Embedder) -> TokenCounter:
@@ -127,7 +133,8 @@ class OpenAICompatibleEmbedder:
             )
         except providers.PROVIDER_ERRORS as exc:
             raise EmbeddingError(
-                f"embedding provider failed: {providers.describe(exc, config.timeout_seconds)}"
+                f"embedding provider failed: {providers.describe(exc, config.timeout_seconds)}",
+                providers.retry_after_seconds(exc),
             ) from exc
         return self._vectors(response, len(texts))
 
@@ -192,7 +199,8 @@ class GuardedEmbedder:
     """An embedder behind a circuit breaker and a per-call timeout: open breaker →
     `EmbeddingError` at once, so searches degrade to keyword without waiting; when
     half-open, one caller makes the trial (as a single request) and the others are
-    refused until it reports back."""
+    refused until it reports back. A provider's `Retry-After` on a failed call
+    holds the breaker open until it has passed."""
 
     def __init__(
         self, inner: Embedder, breaker: CircuitBreaker | None = None, timeout_seconds: float = 30.0
@@ -245,11 +253,12 @@ class GuardedEmbedder:
                     ):
                         vectors = await call()
         except (EmbeddingError, TimeoutError, OSError, RuntimeError) as exc:
-            self.breaker.record_failure(f"{type(exc).__name__}: {exc}")
+            asked = exc.retry_after_seconds if isinstance(exc, EmbeddingError) else 0.0
+            self.breaker.record_failure(f"{type(exc).__name__}: {exc}", asked)
             metrics.EMBEDDING_BATCH.labels(self.model_id, "error").observe(
                 time.perf_counter() - started
             )
-            raise EmbeddingError(str(exc) or type(exc).__name__) from exc
+            raise EmbeddingError(str(exc) or type(exc).__name__, asked) from exc
         self.breaker.record_success()
         metrics.EMBEDDING_BATCH.labels(self.model_id, "ok").observe(time.perf_counter() - started)
         metrics.TEXTS_EMBEDDED.labels(self.model_id).inc(count)

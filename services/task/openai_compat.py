@@ -11,10 +11,12 @@ Retries are the SDK's (`max_retries`: connection errors, timeouts, 408/409/429/5
 honouring `Retry-After`), before anything is streamed; nothing here retries on top.
 A call that still fails counts once against the circuit breaker, which fails
 calls fast while the provider keeps failing; its half-open trial is a single
-request. Failures raise `ProviderUnavailable` (gRPC UNAVAILABLE for the task's
-attempt), whose `retry_after_seconds` — the longer of the breaker's remaining
-wait and the provider's `Retry-After` — keeps the worker from retrying the task
-before a call can succeed.
+request. A `Retry-After` the SDK did not wait out (longer than it waits, or on
+its last attempt) holds the breaker open until it has passed, so no other call
+in this process goes out sooner either. Failures raise `ProviderUnavailable`
+(gRPC UNAVAILABLE for the task's attempt), whose `retry_after_seconds` — the
+longer of the breaker's remaining wait and the provider's `Retry-After` — keeps
+the worker from retrying the task before a call can succeed.
 """
 
 from __future__ import annotations
@@ -68,8 +70,9 @@ class OpenAICompatibleGenerator:
                 usage = await self._stream(prompt, max_output_tokens, streamed, on_delta)
         except providers.PROVIDER_ERRORS as exc:
             detail = providers.describe(exc, self.timeout_seconds)
-            self.breaker.record_failure(detail)
-            wait = max(self.breaker.retry_after_seconds(), providers.retry_after_seconds(exc))
+            asked = providers.retry_after_seconds(exc)
+            self.breaker.record_failure(detail, asked)  # a Retry-After holds every call back
+            wait = max(self.breaker.retry_after_seconds(), asked)
             raise ProviderUnavailable(f"model provider failed: {detail}", "PROVIDER", wait) from exc
         self.breaker.record_success()
         text = "".join(streamed)

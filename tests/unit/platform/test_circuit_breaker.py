@@ -149,3 +149,30 @@ def test_both_model_clients_use_this_one_breaker() -> None:
         assert "from services.platform.resilience import CircuitBreaker" in source
         assert "class CircuitBreaker" not in source
         assert "def allow" not in source
+
+
+def test_a_providers_retry_after_holds_every_call_back_until_it_passes() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=5, reset_seconds=10, clock=clock)
+    breaker.record_failure("HTTP 429: slow down", retry_after_seconds=60)
+    assert breaker.is_open  # one failure, far below the threshold: the provider asked
+    assert breaker.admit() is None
+    assert breaker.retry_after_seconds() == 60
+    assert "HTTP 429" in breaker.describe()
+    clock.now = 59
+    assert not breaker.allow()
+    clock.now = 60
+    assert breaker.admit() is False  # an ordinary call again: the count never opened it
+    assert breaker.retry_after_seconds() == 0
+
+
+def test_a_retry_after_longer_than_the_open_interval_wins() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker("x", failure_threshold=1, reset_seconds=10, clock=clock)
+    breaker.record_failure("HTTP 503", retry_after_seconds=25)
+    assert breaker.retry_after_seconds() == 25
+    clock.now = 10  # the interval is over, the provider's wait is not
+    assert breaker.is_open
+    assert breaker.retry_after_seconds() == 15
+    clock.now = 25
+    assert breaker.admit() is True  # now the half-open trial

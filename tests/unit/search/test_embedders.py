@@ -119,10 +119,26 @@ async def test_guarded_http_embedder_breaker_opens_then_fails_fast() -> None:
         for _ in range(2):
             with pytest.raises(EmbeddingError, match="HTTP 500"):
                 await embedder.embed(["a"])
+            await asyncio.sleep(0.05)  # past the 10 ms the provider asked for
         assert len(p.requests_to(EMBEDDINGS)) == 4  # 2 calls x 2 attempts, nothing on top
         with pytest.raises(EmbeddingError, match="circuit breaker"):
             await embedder.embed(["a"])
         assert len(p.requests_to(EMBEDDINGS)) == 4
+
+
+async def test_guarded_embedder_holds_calls_back_for_the_providers_retry_after() -> None:
+    async with fake_provider(script=[Reply(429, {"retry-after": "300"})]) as p:
+        breaker = CircuitBreaker("p", failure_threshold=5, reset_seconds=30)
+        embedder = GuardedEmbedder(OpenAICompatibleEmbedder(config(p.url, max_attempts=3)), breaker)
+        with pytest.raises(EmbeddingError, match="HTTP 429") as caught:
+            await embedder.embed(["a"])
+        assert 290 <= caught.value.retry_after_seconds <= 300
+        assert len(p.requests_to(EMBEDDINGS)) == 1  # the SDK does not wait 5 minutes
+        assert breaker.is_open  # one failure, yet every caller waits: the provider asked
+        with pytest.raises(EmbeddingError, match="circuit breaker"):
+            await embedder.embed_query("b")
+        assert len(p.requests_to(EMBEDDINGS)) == 1
+        assert 290 <= breaker.retry_after_seconds() <= 300
 
 
 @pytest.mark.parametrize("trial_status", [500, 200])

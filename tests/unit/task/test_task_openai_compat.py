@@ -103,9 +103,14 @@ async def test_a_retry_after_beyond_the_sdks_wait_reaches_the_task_retry() -> No
         generator = OpenAICompatibleGenerator(p.url, "m1", max_retries=2, breaker=breaker)
         with pytest.raises(ProviderUnavailable, match="HTTP 429") as caught:
             await _run(generator)
-    assert len(p.requests_to(CHAT)) == 1  # the SDK does not wait 5 minutes, nor do we
-    assert 290 <= caught.value.retry_after_seconds <= 300
-    assert caught.value.code is grpc.StatusCode.UNAVAILABLE
+        assert len(p.requests_to(CHAT)) == 1  # the SDK does not wait 5 minutes, nor do we
+        assert 290 <= caught.value.retry_after_seconds <= 300
+        assert caught.value.code is grpc.StatusCode.UNAVAILABLE
+        # Nor does any other call in this process: the breaker holds them back.
+        with pytest.raises(ProviderUnavailable, match="circuit open") as refused:
+            await _run(generator)
+        assert len(p.requests_to(CHAT)) == 1
+        assert 290 <= refused.value.retry_after_seconds <= 300
 
 
 async def test_failing_calls_are_retried_by_the_sdk_only_then_the_breaker_opens() -> None:
@@ -119,11 +124,12 @@ async def test_failing_calls_are_retried_by_the_sdk_only_then_the_breaker_opens(
                 await _run(generator)
             # one request and the SDK's one retry per call: nothing retried on top
             assert len(p.requests_to(CHAT)) == 2 * calls
+            clock.now += 1  # past the 10 ms the provider asked for
         assert breaker.state is BreakerState.OPEN
         with pytest.raises(ProviderUnavailable, match="circuit open") as caught:
             await _run(generator)
         assert len(p.requests_to(CHAT)) == 4  # refused without reaching the provider
-        assert caught.value.retry_after_seconds == 30.0
+        assert caught.value.retry_after_seconds == 29.0  # opened at 1, asked at 2
         assert caught.value.code is grpc.StatusCode.UNAVAILABLE
 
 
