@@ -126,6 +126,10 @@ def describe(exc: BaseException) -> Failure:
         code = ExitCode.UNREACHABLE if unreachable else ExitCode.FAILED
         return Failure(code, f"{exc.strerror}{where}")
     if isinstance(exc, asyncio.CancelledError):
+        # A client stream cancelled because its call failed: report the failure.
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and cause is not exc and not isinstance(cause, asyncio.CancelledError):
+            return describe(cause)
         return Failure(ExitCode.FAILED, "interrupted: the call was cancelled")
     if isinstance(exc, KeyboardInterrupt):
         return Failure(ExitCode.INTERRUPTED, "interrupted")

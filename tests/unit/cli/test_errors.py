@@ -69,6 +69,16 @@ def test_other_failures_map_to_documented_exit_codes() -> None:
     assert cancelled.code is ExitCode.FAILED
 
 
+def test_a_cancellation_caused_by_a_failed_call_reports_the_call() -> None:
+    cancelled = asyncio.CancelledError()
+    cancelled.__context__ = rpc_error(grpc.StatusCode.UNAVAILABLE, "connection refused")
+
+    failure = describe(cancelled)
+
+    assert failure.code is ExitCode.UNREACHABLE
+    assert "connection refused" in failure.message
+
+
 def app_raising(exc: BaseException) -> typer.Typer:
     """A tiny app with the root group and a --debug option, like `protomesh`."""
     app = typer.Typer(cls=ProtomeshGroup, pretty_exceptions_enable=False, rich_markup_mode=None)
