@@ -110,9 +110,21 @@ async def test_another_tenant_cannot_see_or_touch_the_tasks_over_jsonrpc(
             await client.cancel_task(a2a.CancelTaskRequest(id=task_id))
         with pytest.raises(errors.TaskNotFoundError):
             [e async for e in client.subscribe(a2a.SubscribeToTaskRequest(id=task_id))]
+        follow_up = message("pwned")
+        follow_up.message.task_id = task_id
+        with pytest.raises(errors.TaskNotFoundError):
+            [e async for e in client.send_message(follow_up)]
+    headers = {"Authorization": f"Bearer {cluster.token(intruder)}"}
+    async with httpx.AsyncClient(base_url=cluster.gateway, headers=headers) as http:
+        legacy = await http.post(JSONRPC, json=rpc("tasks/get", {"id": task_id}))
+        never_id = str(uuid.uuid4())
+        never = await http.post(JSONRPC, json=rpc("tasks/get", {"id": never_id}))
 
     assert task_id not in [t.id for t in listed.tasks]
     assert listed.total_size == 0
+    assert legacy.json()["error"]["code"] == -32001, legacy.text
+    # The same answer as for a task that never existed.
+    assert legacy.text.replace(task_id, "<id>") == never.text.replace(never_id, "<id>")
 
 
 @pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
