@@ -119,12 +119,16 @@ async def test_another_tenant_cannot_see_or_touch_the_tasks_over_jsonrpc(
         legacy = await http.post(JSONRPC, json=rpc("tasks/get", {"id": task_id}))
         never_id = str(uuid.uuid4())
         never = await http.post(JSONRPC, json=rpc("tasks/get", {"id": never_id}))
+        legacy_rest = await http.get(f"/a2a/v1/tasks/{task_id}")
+        never_rest = await http.get(f"/a2a/v1/tasks/{never_id}")
 
     assert task_id not in [t.id for t in listed.tasks]
     assert listed.total_size == 0
     assert legacy.json()["error"]["code"] == -32001, legacy.text
     # The same answer as for a task that never existed.
     assert legacy.text.replace(task_id, "<id>") == never.text.replace(never_id, "<id>")
+    assert legacy_rest.status_code == 404, legacy_rest.text
+    assert legacy_rest.text.replace(task_id, "<id>") == never_rest.text.replace(never_id, "<id>")
 
 
 @pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
