@@ -14,7 +14,8 @@ tells the caller how long the provider asked it to stay away.
 
 The clients are per event loop: an `httpx` connection pool cannot outlive the
 loop it was made in (a test runs each case in a loop of its own; a service
-process has one loop, so one client).
+process has one loop, so one client). The SDK is imported on first use (it takes
+~0.5 s): a process with the offline models never loads it.
 """
 
 from __future__ import annotations
@@ -25,14 +26,22 @@ import math
 import time
 import weakref
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-import httpx2
-import openai
-from openai import AsyncOpenAI
+if TYPE_CHECKING:
+    import openai
+    from openai import AsyncOpenAI
 
-# What a failed call can raise: the SDK's errors, and, once a stream is open, its
-# transport's (httpx2) and a malformed event's (ValueError).
-PROVIDER_ERRORS = (openai.OpenAIError, httpx2.HTTPError, TimeoutError, OSError, ValueError)
+
+def errors() -> tuple[type[BaseException], ...]:
+    """What a failed call can raise: the SDK's errors, and, once a stream is open,
+    its transport's (httpx2) and a malformed event's (ValueError). For `except
+    providers.errors() as exc:` (evaluated only when something was raised)."""
+    import httpx2
+    import openai
+
+    return (openai.OpenAIError, httpx2.HTTPError, TimeoutError, OSError, ValueError)
+
 
 NO_KEY = "no-key"  # the SDK needs some key; with it no Authorization header is sent
 
@@ -50,6 +59,8 @@ def provider_client(
 ) -> AsyncOpenAI:
     """The shared client for `base_url` + `api_key` in this process (and loop),
     with these per-request options (`with_options`: same connection pool)."""
+    from openai import AsyncOpenAI
+
     loop = asyncio.get_running_loop()
     url = base_url.rstrip("/")
     key = (url, api_key, float(timeout_seconds), int(max_retries))
@@ -71,6 +82,8 @@ def provider_client(
 def auth_headers(api_key: str) -> dict[str, str | openai.Omit]:
     """Per-request headers: none with a key (the SDK sends `Bearer <key>`); without
     one, the Authorization header is left out (local servers need none)."""
+    import openai
+
     return {} if api_key else {"Authorization": openai.Omit()}
 
 
@@ -85,6 +98,9 @@ async def close_clients() -> None:
 def describe(error: BaseException, timeout_seconds: float) -> str:
     """What a failed provider call says, for task errors and logs: `HTTP 503: …`,
     `timed out after 2s`, `connection failed: …`."""
+    import httpx2
+    import openai
+
     if isinstance(error, openai.APIStatusError):
         detail = _message(error.body) or error.response.reason_phrase
         return f"HTTP {error.status_code}: {detail}"[:300]
@@ -107,6 +123,8 @@ def retry_after_seconds(error: BaseException, now: float | None = None) -> float
     """How long the provider asked callers to wait (`retry-after-ms`, `Retry-After`
     in seconds or as an HTTP date) on the answer the SDK gave up on; 0 when it
     did not say."""
+    import openai
+
     if not isinstance(error, openai.APIStatusError):
         return 0.0
     headers = error.response.headers

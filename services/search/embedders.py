@@ -20,10 +20,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
-
-import openai
-from openai.types import CreateEmbeddingResponse
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from services.platform import providers, telemetry, tokens
 from services.platform.config import EmbedderSettings
@@ -31,6 +28,9 @@ from services.platform.minilm import CachedCounter, MiniLmOnnxEmbedder
 from services.platform.resilience import CircuitBreaker, retries_for, trial
 from services.search import metrics
 from services.search.chunking import TokenCounter, WordCounter
+
+if TYPE_CHECKING:
+    from openai.types import CreateEmbeddingResponse
 
 INDEX_DIMENSIONS = 384  # the width of search.chunks.embedding
 
@@ -123,15 +123,16 @@ class OpenAICompatibleEmbedder:
             config.timeout_seconds,
             retries_for(max(config.max_attempts, 1) - 1),
         )
+        width: dict[str, Any] = {"dimensions": config.dimensions} if config.dimensions else {}
         try:
             response = await client.embeddings.create(
                 model=config.model,
                 input=texts,
-                dimensions=config.dimensions if config.dimensions else openai.omit,
                 encoding_format="float",
                 extra_headers=providers.auth_headers(config.api_key),
+                **width,
             )
-        except providers.PROVIDER_ERRORS as exc:
+        except providers.errors() as exc:
             raise EmbeddingError(
                 f"embedding provider failed: {providers.describe(exc, config.timeout_seconds)}",
                 providers.retry_after_seconds(exc),

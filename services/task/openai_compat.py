@@ -68,7 +68,7 @@ class OpenAICompatibleGenerator:
         try:
             with trial(admitted):
                 usage = await self._stream(prompt, max_output_tokens, streamed, on_delta)
-        except providers.PROVIDER_ERRORS as exc:
+        except providers.errors() as exc:
             detail = providers.describe(exc, self.timeout_seconds)
             asked = providers.retry_after_seconds(exc)
             self.breaker.record_failure(detail, asked)  # a Retry-After holds every call back

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 import time
 
 import grpc
@@ -224,3 +226,12 @@ def test_the_generator_comes_from_the_environment() -> None:
     chosen = generator_from_settings(Settings.from_env(environ).generator)
     assert isinstance(chosen, OpenAICompatibleGenerator)
     assert (chosen.model, chosen.timeout_seconds, chosen.max_retries) == ("m2", 7.0, 4)
+
+
+def test_processes_with_the_offline_models_never_load_the_sdk() -> None:
+    probe = (
+        "import sys, services.search.embedders, services.task.runner, services.task.worker; "
+        "print('openai' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"  # importing it takes ~0.5 s
