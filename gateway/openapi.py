@@ -91,6 +91,7 @@ def build_openapi(
         path, parameters = _unified(*_path_of(route, builder), shapes)
         operation = _operation(route, comments, builder, parameters)
         paths.setdefault(path, {})[route.http_method.lower()] = operation
+    _unique_titles(builder.definitions)
     components: dict[str, Any] = {
         "schemas": {**dict(sorted(builder.definitions.items())), ERROR_SCHEMA: error_schema()},
         "responses": {
@@ -132,6 +133,26 @@ def build_openapi(
         "paths": paths,
         "components": components,
     }
+
+
+def _unique_titles(definitions: dict[str, Schema]) -> None:
+    """Messages of different packages with one short name (`Heartbeat` of documents,
+    tasks and cost) get titles that tell them apart (`DocumentHeartbeat`): client
+    generators name their classes by title and refuse duplicates."""
+    by_title: dict[str, list[str]] = {}
+    for name, schema in definitions.items():
+        if "title" in schema:
+            by_title.setdefault(schema["title"], []).append(name)
+    for title, names in by_title.items():
+        if len(names) < 2:
+            continue
+        for name in names:
+            package = [
+                part.capitalize()
+                for part in name.split(".")[1:-1]
+                if not re.fullmatch(r"v\d+(?:(?:alpha|beta)\d*)?", part)
+            ]
+            definitions[name]["title"] = "".join(package) + title
 
 
 def _ref(name: str) -> Schema:

@@ -249,3 +249,19 @@ def test_the_3_0_form_validates_and_keeps_every_operation(
     assert thresholds["exclusiveMinimum"] is True
     for path, item in protomesh_spec["paths"].items():
         assert document["paths"][path].keys() == item.keys()
+
+
+def test_messages_with_one_short_name_get_titles_that_tell_them_apart() -> None:
+    from gateway.openapi import _unique_titles
+
+    definitions: dict[str, Any] = {
+        "protomesh.document.v1.Heartbeat": {"title": "Heartbeat"},
+        "protomesh.task.v1beta2.Heartbeat": {"title": "Heartbeat"},
+        "protomesh.task.v1.Task": {"title": "Task"},
+    }
+    _unique_titles(definitions)
+    assert [d["title"] for d in definitions.values()] == [
+        "DocumentHeartbeat",
+        "TaskHeartbeat",
+        "Task",
+    ]
