@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -195,3 +196,35 @@ async def test_client_disconnect_mid_body_cancels_client_stream(
     chunk = f"{len(line):x}\r\n".encode() + line + b"\r\n"
     await _raw_request(live_url, head, chunk)
     await asyncio.wait_for(cancelled.wait(), 2)
+
+
+async def test_stream_events_print_defaults_exactly_as_unary_replies_do(
+    compiled: object, backend: Backend
+) -> None:
+    from google.protobuf import json_format
+
+    from tests.integration.gateway.harness import asgi_client, make_app
+
+    pb: Any = compiled.pb2  # type: ignore[attr-defined]
+    for emit in (False, True):
+        app = make_app(compiled, backend, emit_unpopulated=emit)  # type: ignore[arg-type]
+
+        def printed(message: Any, emit: bool = emit) -> Any:
+            return json_format.MessageToDict(message, always_print_fields_with_no_presence=emit)
+
+        async with asgi_client(app) as http:
+            unary = (await http.get("/v1/things/abc")).json()
+            assert ("labels" in unary) is emit  # an empty map: printed only with emit
+            ndjson = await http.get("/v1/things:watch?count=3")
+            lines = [json.loads(line) for line in ndjson.text.splitlines()]
+            sse = await http.get("/v1/things:watch?count=3", headers=SSE)
+            events = [json.loads(e["data"]) for e in sse_events(sse.text)]
+        expected = [
+            printed(pb.WatchThingsResponse(event=pb.Event(seq=1, name="e1"))),
+            printed(pb.WatchThingsResponse(event=pb.Event(seq=2, name="e2"))),
+            printed(pb.WatchThingsResponse(heartbeat=True)),
+            printed(pb.WatchThingsResponse(event=pb.Event(seq=3, name="e3"))),
+        ]
+        assert lines == events == expected, emit
+        if not emit:
+            assert expected[0] == {"event": {"seq": "1", "name": "e1"}}
