@@ -4,6 +4,7 @@ must travel with it)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,6 +15,14 @@ MODEL = "services/platform/models/all-minilm-l6-v2"
 
 
 def test_the_wheel_holds_the_licence_and_the_models_licence_and_notice(tmp_path: Path) -> None:
+    # A copy of what the build reads, so the build's own scratch (build/, *.egg-info)
+    # stays out of the checkout.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("services", "gateway", "cli", "generated"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [
             sys.executable,
@@ -26,7 +35,7 @@ def test_the_wheel_holds_the_licence_and_the_models_licence_and_notice(tmp_path:
             "--disable-pip-version-check",
             "--wheel-dir",
             str(tmp_path),
-            str(ROOT),
+            str(source),
         ],
         check=True,
     )
