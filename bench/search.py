@@ -419,9 +419,7 @@ async def main(
             ours, ann = [], []
             for tenant, _text, vec in queries[:100]:
                 truth = set(await exact_vector(pool, tenant, vec, 10))
-                async with pool.acquire() as conn, conn.transaction():
-                    await conn.execute("SELECT set_config('app.tenant_id', $1, true)", tenant)
-                    hits = await store._vector_leg(conn, vec, 100, Filters().params())
+                hits = await store.vector_leg(tenant, vec, 100, Filters()) or []
                 ours.append(len(truth & {h.key for h in hits[:10]}) / 10)
                 ref = await tenant_fetch(pool, tenant, REFERENCE_ANN, vector_literal(vec))
                 ann.append(len(truth & {r["id"] for r in ref}) / 10)
@@ -433,7 +431,7 @@ async def main(
             overlaps: dict[int, list[float]] = {pb.FUSION_SCORE: [], pb.FUSION_RRF: []}
             for tenant, text, vec in queries[: args.reference_queries]:
                 kw = await tenant_fetch(
-                    pool, tenant, Q["keyword_candidates"], text, 1_000_000, *Filters().params()
+                    pool, tenant, Q["keyword_leg"], tenant, text, 1_000_000, *Filters().params()
                 )
                 full_vec = await tenant_fetch(
                     pool, tenant, Q["vector_exact"], vec, 1_000_000, *Filters().params()

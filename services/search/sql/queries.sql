@@ -1,54 +1,26 @@
 -- Named queries of SearchService, called by name from store.py.
--- Search queries run in tenant transactions (row-level security admits the
--- caller's rows; the tenant condition is repeated so the planner can use it);
+-- Search legs and the page are functions that set the tenant first (migration
+-- 0006: row-level security admits the caller's rows; the tenant condition is
+-- repeated so the planner can use it); the rest run in tenant transactions;
 -- indexer queries run as the protomesh_search_indexer role (its own RLS policy).
 --
--- Filter parameters of the search legs, NULL when absent: $3 labels (jsonb the
--- chunk's labels must contain), $4 document names, $5/$6 update-time range
--- [min, max).
+-- Filter parameters of the search legs, NULL when absent: labels (jsonb the
+-- chunk's labels must contain), document names, update-time range [min, max)
+-- ($3-$6 in vector_qualifying and vector_exact).
 
--- name: keyword_candidates
--- The full-text leg: chunks matching any query term over the stored tsvector
--- (GIN), best first by ts_rank with length normalisation (flag 1: divided by
--- 1 + log(length)); on bench/search_quality.py it beats ts_rank_cd, which scores
--- proximity of any-term covers: nDCG@10 0.585 vs 0.391. $1 query, $2 how many.
-SELECT c.id, ts_rank(c.tsv, q.q, 1) AS score
-FROM search.chunks c, (SELECT search.any_terms($1) AS q) q
-WHERE c.tenant_id = current_setting('app.tenant_id', true)
-  AND c.tsv @@ q.q
-  AND ($3::jsonb IS NULL OR c.labels @> $3::jsonb)
-  AND ($4::text[] IS NULL OR c.document_name = ANY($4::text[]))
-  AND ($5::timestamptz IS NULL OR c.update_time >= $5::timestamptz)
-  AND ($6::timestamptz IS NULL OR c.update_time < $6::timestamptz)
-ORDER BY score DESC, c.id
-LIMIT $2;
+-- name: keyword_leg
+-- The full-text leg in one statement (migration 0006): $1 tenant, $2 query,
+-- $3 how many, $4-$7 the filters.
+SELECT id, score FROM search.keyword_leg($1, $2, $3, $4, $5, $6, $7);
 
--- name: vector_settings
--- Before vector_candidates, in the same transaction: keep scanning the HNSW
--- graph until enough rows pass the tenant/filter conditions (pgvector 0.8
--- iterative scan) and look wider per step. relaxed_order is re-sorted exactly
--- by vector_candidates' outer ORDER BY.
-SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
-       set_config('hnsw.ef_search', $1::text, true),
-       set_config('hnsw.max_scan_tuples', $2::text, true);
+-- name: vector_leg
+-- The vector leg in one statement (migration 0006): $1 tenant, $2 query vector,
+-- $3 how many, $4 hnsw.ef_search, $5 hnsw.max_scan_tuples, $6-$9 the filters.
+SELECT id, score FROM search.vector_leg($1, $2::vector, $3, $4, $5, $6, $7, $8, $9);
 
--- name: vector_candidates
--- The vector leg through the HNSW index: $1 query vector, $2 how
--- many; re-ranked by exact distance. Returns cosine similarity.
-SELECT id, 1 - distance AS score
-FROM (
-  SELECT c.id, c.embedding <=> $1::vector AS distance
-  FROM search.chunks c
-  WHERE c.tenant_id = current_setting('app.tenant_id', true)
-    AND c.embedding IS NOT NULL
-    AND ($3::jsonb IS NULL OR c.labels @> $3::jsonb)
-    AND ($4::text[] IS NULL OR c.document_name = ANY($4::text[]))
-    AND ($5::timestamptz IS NULL OR c.update_time >= $5::timestamptz)
-    AND ($6::timestamptz IS NULL OR c.update_time < $6::timestamptz)
-  ORDER BY c.embedding <=> $1::vector
-  LIMIT $2
-) ann
-ORDER BY distance, id;
+-- name: set_tenant
+-- The tenant for row-level security, until the transaction ends.
+SELECT set_config('app.tenant_id', $1, true);
 
 -- name: vector_qualifying
 -- How many chunks could answer the vector leg, counted up to $2: tells a short
@@ -84,16 +56,10 @@ ORDER BY (c.embedding <=> $1::vector) + 0, c.id
 LIMIT $2;
 
 -- name: page_rows
--- The chunks of one result page with a highlighted excerpt; $1 ids, $2 query
--- text, $3 ts_headline options (selection markers are private-use
--- characters, removed from the text first so a document cannot forge one).
-SELECT c.id, c.document_name, c.ordinal, c.title, c.text, c.labels,
-       ts_headline('english'::regconfig,
-                   translate(c.text, E'\uE000\uE001', ''),
-                   search.any_terms($2), $3) AS headline
-FROM search.chunks c
-WHERE c.id = ANY($1::bigint[])
-  AND c.tenant_id = current_setting('app.tenant_id', true);
+-- The chunks of one result page with their excerpts (migration 0006): $1 tenant,
+-- $2 ids, $3 query text, $4 ts_headline options.
+SELECT id, document_name, ordinal, title, text, labels, headline
+FROM search.page_rows($1, $2::bigint[], $3, $4);
 
 -- name: tenant_status
 -- $1 the current chunker version.

@@ -1,5 +1,6 @@
 """The store's read path on real PostgreSQL: the vector leg set up while its vector
-is still being computed, and chunk rows that keep their vectors in the heap."""
+is still being computed, chunk rows that keep their vectors in the heap, and legs
+that set their tenant for their own statement only."""
 
 from __future__ import annotations
 
@@ -71,3 +72,24 @@ async def test_chunk_rows_keep_their_vectors_in_the_heap(stack: Stack, auth: Met
     assert len(rows) > 1
     assert any(r["size"] > 2032 for r in rows)  # above the default TOAST target
     assert all(r["toast"] is None for r in rows)  # and still not moved out
+
+
+async def test_a_leg_sets_its_tenant_for_its_own_statement_only(
+    stack: Stack, auth: Metadata, tenant: str, store: SearchStore
+) -> None:
+    await put(stack, auth, "otters", "Sea otters hold hands while they sleep.")
+    await embedded(stack, auth)
+    [vector] = await HashingEmbedder().embed(["otters hold hands"])
+
+    mine = await store.keyword_leg(tenant, "otters", 10, Filters())
+    others = await store.keyword_leg(f"{tenant}-other", "otters", 10, Filters())
+    page = await store.page_rows(f"{tenant}-other", [hit.key for hit in mine], "otters")
+    their_vectors = await store.vector_leg(f"{tenant}-other", vector, 10, Filters())
+
+    assert len(mine) == 1
+    assert others == []
+    assert page == {}  # another tenant cannot read the rows even by their ids
+    assert their_vectors == []
+    async with store.read_pool.acquire() as conn:
+        # The pooled connection the legs ran on keeps no tenant afterwards.
+        assert await conn.fetchval("SELECT current_setting('app.tenant_id', true)") in ("", None)
