@@ -13,7 +13,7 @@ net, not polling), and a reconnecting listener wakes every watcher.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import suppress
 
 from services.cost.store import CostStore, Row
@@ -41,7 +41,7 @@ async def follow(
     after_sequence: int,
     batch_size: int = 200,
     recheck_seconds: float = 30.0,
-) -> AsyncIterator[Row]:
+) -> AsyncGenerator[Row, None]:
     """The tenant's spend events after `after_sequence`, then live ones, forever."""
     subscription = hub.subscribe(tenant)
     cursor = after_sequence

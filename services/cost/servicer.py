@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +42,7 @@ from services.cost.store import (
     price_version_of,
 )
 from services.cost.tiers import TIER_ALERT_THRESHOLDS, TIER_BUDGET_ID, Tier
+from services.platform import heartbeats
 from services.platform.context import principal
 from services.platform.errors import (
     Aborted,
@@ -67,6 +68,8 @@ class CostOptions:
     export_page_rows: int = 500
     watch_batch_size: int = 200
     watch_recheck_seconds: float = 30.0
+    # A quiet WatchSpend sends a heartbeat this often.
+    watch_heartbeat_seconds: float = heartbeats.DEFAULT_HEARTBEAT_SECONDS
     # Most hot-path calls of one tenant written in one statement (group commit);
     # 1 turns group commit off (every call its own statement, as it comes).
     group_commit_max_batch: int = 64
@@ -682,15 +685,31 @@ class CostServicer(pb_grpc.CostServiceServicer):
         self, request: pb.WatchSpendRequest, context: Any
     ) -> AsyncIterator[pb.SpendEvent]:
         tenant = principal().tenant_id
-        async for row in feed.follow(
-            self.store,
-            self.hub,
-            tenant,
-            request.after_sequence,
-            self.options.watch_batch_size,
-            self.options.watch_recheck_seconds,
+
+        async def events() -> AsyncIterator[pb.SpendEvent]:
+            rows = feed.follow(
+                self.store,
+                self.hub,
+                tenant,
+                request.after_sequence,
+                self.options.watch_batch_size,
+                self.options.watch_recheck_seconds,
+            )
+            async with aclosing(rows):
+                async for row in rows:
+                    yield convert.event_to_pb(row)
+
+        def heartbeat(last: pb.SpendEvent | None) -> pb.SpendEvent:
+            head = request.after_sequence if last is None else last.sequence
+            stamp = heartbeats.now()
+            return pb.SpendEvent(
+                time=stamp, heartbeat=pb.Heartbeat(head_sequence=head, time=stamp)
+            )
+
+        async for event in heartbeats.with_heartbeats(
+            events(), self.options.watch_heartbeat_seconds, heartbeat
         ):
-            yield convert.event_to_pb(row)
+            yield event
 
     # -- tiers --------------------------------------------------------------
 

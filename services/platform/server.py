@@ -53,6 +53,25 @@ HEALTH_NOTICE_SHARE, HEALTH_NOTICE_MAX_SECONDS = 0.25, 2.0
 TEARDOWN_SHARE, TEARDOWN_MAX_SECONDS = 0.1, 1.0
 STREAM_END_RETRY_SECONDS = 0.05
 
+# Keepalive, on every server (docs/platform.md, "Keepalive"). gRPC's server
+# defaults take a client ping less than 5 minutes after the previous one, with no
+# data sent in between, as abuse, and close the connection (GOAWAY
+# `too_many_pings`) at the third: an idle watch under a client pinging every
+# 5-10 s (grpc-js and grpc-go users set such values) died within 20-40 s. Allowed
+# here: a ping every 4 s or slower (5 s with a margin for timer jitter), with or
+# without a call open; a client pinging faster still gets the GOAWAY after two
+# strikes. The server pings an idle connection itself after 30 s (and gives up on
+# it 10 s later), so a client that vanished without closing is found and its
+# watches end.
+KEEPALIVE_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.http2.min_ping_interval_without_data_ms", 4_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_ping_strikes", 2),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+)
+
 
 @dataclass
 class Runtime:
@@ -224,7 +243,7 @@ class ServiceServer:
         )
         server = grpc.aio.server(
             interceptors=[chain, self._streams],
-            options=server_options(settings),
+            options=[*server_options(settings), *KEEPALIVE_OPTIONS],
         )
         self.spec.add_to_server(self._parts.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
@@ -256,7 +275,7 @@ class ServiceServer:
 
     async def _serve_health(self, port: int) -> grpc.aio.Server:
         """`grpc.health.v1` alone, in plaintext, on `port` (the same statuses)."""
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0), *KEEPALIVE_OPTIONS])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if server.add_insecure_port(f"{self.settings.host}:{port}") == 0:
             raise RuntimeError(f"cannot bind the health port {self.settings.host}:{port}")

@@ -45,12 +45,16 @@ async def watch(
     open_watch: OpenWatch, name: str, after_seq: int = 0, reconnects: int = RECONNECTS
 ) -> AsyncIterator[pb.WatchTaskResponse]:
     """WatchTask for `name`, resumed after the last event seen whenever the stream
-    ends UNAVAILABLE (at most `reconnects` times); other errors are raised."""
+    ends UNAVAILABLE (at most `reconnects` times); other errors are raised.
+    Heartbeats are not passed on: a follower wants the task, not the stream's
+    liveness."""
     cursor = after_seq
     for _ in range(reconnects + 1):
         stream = open_watch(pb.WatchTaskRequest(name=name, after_seq=cursor))
         try:
             async for item in stream:
+                if item.HasField("heartbeat"):
+                    continue
                 if item.HasField("event"):
                     cursor = item.event.sequence
                 yield item

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 from protomesh.task.v1 import task_service_pb2 as pb
 from protomesh.task.v1 import task_service_pb2_grpc as pb_grpc
+from services.platform import heartbeats
 from services.platform.context import current_call, principal
 from services.platform.errors import FailedPrecondition, NotFound
 from services.platform.filtering import FilterField, compile_filter
@@ -71,12 +73,18 @@ def _wrong_state(name: str, row: Row, action: str, allowed: str) -> FailedPrecon
 
 class TaskServicer(pb_grpc.TaskServiceServicer):
     def __init__(
-        self, store: TaskStore, registry: Registry, hub: Hub, page_tokens: PageTokens
+        self,
+        store: TaskStore,
+        registry: Registry,
+        hub: Hub,
+        page_tokens: PageTokens,
+        heartbeat_seconds: float = heartbeats.DEFAULT_HEARTBEAT_SECONDS,
     ) -> None:
         self.store = store
         self.registry = registry
         self.hub = hub
         self.page_tokens = page_tokens
+        self.heartbeat_seconds = heartbeat_seconds
 
     async def CreateTask(self, request: pb.CreateTaskRequest, context: Any) -> pb.Task:
         who = principal()
@@ -243,28 +251,45 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
                     raise _not_found(request.name)
                 snapshot = convert.task(row, await self.store.artifacts(conn, task_id))
             yield pb.WatchTaskResponse(task=snapshot)
-            cursor = request.after_seq
-            if states.is_terminal(row["state"]) and cursor >= row["last_event_seq"]:
+            if states.is_terminal(row["state"]) and request.after_seq >= row["last_event_seq"]:
                 return
-            while True:
-                wake.clear()
-                async with self.store.tenant(tenant) as conn:
-                    current = await self.store.get(conn, task_id)
-                    if current is None:
-                        return  # deleted
-                    events = await self.store.events_after(conn, task_id, cursor, WATCH_BATCH)
-                for event_row in events:
-                    event = convert.event(event_row)
-                    yield pb.WatchTaskResponse(event=event)
-                    cursor = event.sequence
-                    if (
-                        event.WhichOneof("kind") == "status_update"
-                        and states.is_terminal(event.status_update.state)
-                        and cursor >= current["last_event_seq"]
-                    ):
-                        return
-                if len(events) == WATCH_BATCH:
-                    continue
-                timeout = WATCH_FALLBACK_SECONDS if self.hub.listening.is_set() else 1.0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout)
+
+            def heartbeat(last: pb.WatchTaskResponse | None) -> pb.WatchTaskResponse:
+                head = request.after_seq if last is None else last.event.sequence
+                return pb.WatchTaskResponse(
+                    heartbeat=pb.Heartbeat(head_sequence=head, time=heartbeats.now())
+                )
+
+            events = self._events_after(tenant, task_id, request.after_seq, wake)
+            async for item in heartbeats.with_heartbeats(
+                events, self.heartbeat_seconds, heartbeat
+            ):
+                yield item
+
+    async def _events_after(
+        self, tenant: str, task_id: uuid.UUID, cursor: int, wake: asyncio.Event
+    ) -> AsyncIterator[pb.WatchTaskResponse]:
+        """The task's events after `cursor`, live, until its terminal event (or
+        its deletion); woken by the hub, re-read every WATCH_FALLBACK_SECONDS."""
+        while True:
+            wake.clear()
+            async with self.store.tenant(tenant) as conn:
+                current = await self.store.get(conn, task_id)
+                if current is None:
+                    return  # deleted
+                events = await self.store.events_after(conn, task_id, cursor, WATCH_BATCH)
+            for event_row in events:
+                event = convert.event(event_row)
+                yield pb.WatchTaskResponse(event=event)
+                cursor = event.sequence
+                if (
+                    event.WhichOneof("kind") == "status_update"
+                    and states.is_terminal(event.status_update.state)
+                    and cursor >= current["last_event_seq"]
+                ):
+                    return
+            if len(events) == WATCH_BATCH:
+                continue
+            timeout = WATCH_FALLBACK_SECONDS if self.hub.listening.is_set() else 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)

@@ -335,7 +335,7 @@ class Client:
                 snapshot = item.task
                 if subscribed is not None:
                     subscribed.set()
-            else:
+            elif item.HasField("event"):
                 events.append(item.event)
         assert snapshot is not None
         return snapshot, events

@@ -72,8 +72,8 @@ async def test_a_stream_cut_mid_task_resumes_exactly_once(client_for, workers) -
                 pb.WatchTaskRequest(name=task.name, after_seq=cursor), metadata=client.md
             )
             async for item in call:
-                if item.HasField("task"):
-                    continue
+                if not item.HasField("event"):
+                    continue  # the snapshot, or a heartbeat
                 seen.append(item.event.sequence)
                 cursor = item.event.sequence
                 if item.event.status_update.state == pb.TASK_STATE_COMPLETED:

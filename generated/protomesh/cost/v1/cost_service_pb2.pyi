@@ -452,16 +452,26 @@ class WatchSpendRequest(_message.Message):
     def __init__(self, after_sequence: _Optional[int] = ...) -> None: ...
 
 class SpendEvent(_message.Message):
-    __slots__ = ("sequence", "time", "usage", "alert")
+    __slots__ = ("sequence", "time", "usage", "alert", "heartbeat")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     ALERT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     time: _timestamp_pb2.Timestamp
     usage: UsageRecord
     alert: BudgetAlert
-    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[UsageRecord, _Mapping]] = ..., alert: _Optional[_Union[BudgetAlert, _Mapping]] = ...) -> None: ...
+    heartbeat: Heartbeat
+    def __init__(self, sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., usage: _Optional[_Union[UsageRecord, _Mapping]] = ..., alert: _Optional[_Union[BudgetAlert, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("head_sequence", "time")
+    HEAD_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    head_sequence: int
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, head_sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class BudgetAlert(_message.Message):
     __slots__ = ("budget", "threshold_percent", "spent_micros", "limit_micros", "period_start_time")

@@ -296,7 +296,8 @@ class CostServiceServicer:
 
     def WatchSpend(self, request, context):
         """Streams spend events (usage, budget threshold alerts) of the caller's
-        tenant after `after_sequence`, live, resumable.
+        tenant after `after_sequence`, live, resumable, with a heartbeat whenever
+        the feed has been quiet for a few seconds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -110,7 +110,8 @@ class CostServiceStub:
     """
     WatchSpend: _grpc.UnaryStreamMultiCallable[_cost_service_pb2.WatchSpendRequest, _cost_service_pb2.SpendEvent]
     """Streams spend events (usage, budget threshold alerts) of the caller's
-    tenant after `after_sequence`, live, resumable.
+    tenant after `after_sequence`, live, resumable, with a heartbeat whenever
+    the feed has been quiet for a few seconds.
     """
     GetTenantTier: _grpc.UnaryUnaryMultiCallable[_cost_service_pb2.GetTenantTierRequest, _cost_service_pb2.TenantTier]
     """Returns the caller's tenant tier and the limits it grants."""
@@ -198,7 +199,8 @@ class CostServiceAsyncStub(CostServiceStub):
     """
     WatchSpend: _aio.UnaryStreamMultiCallable[_cost_service_pb2.WatchSpendRequest, _cost_service_pb2.SpendEvent]  # type: ignore[assignment]
     """Streams spend events (usage, budget threshold alerts) of the caller's
-    tenant after `after_sequence`, live, resumable.
+    tenant after `after_sequence`, live, resumable, with a heartbeat whenever
+    the feed has been quiet for a few seconds.
     """
     GetTenantTier: _aio.UnaryUnaryMultiCallable[_cost_service_pb2.GetTenantTierRequest, _cost_service_pb2.TenantTier]  # type: ignore[assignment]
     """Returns the caller's tenant tier and the limits it grants."""
@@ -391,7 +393,8 @@ class CostServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_cost_service_pb2.SpendEvent], _abc.AsyncIterator[_cost_service_pb2.SpendEvent]]:
         """Streams spend events (usage, budget threshold alerts) of the caller's
-        tenant after `after_sequence`, live, resumable.
+        tenant after `after_sequence`, live, resumable, with a heartbeat whenever
+        the feed has been quiet for a few seconds.
         """
 
     @_abc_1.abstractmethod

@@ -269,9 +269,19 @@ class WatchTaskRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
 
 class WatchTaskResponse(_message.Message):
-    __slots__ = ("task", "event")
+    __slots__ = ("task", "event", "heartbeat")
     TASK_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     task: Task
     event: TaskEvent
-    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., event: _Optional[_Union[TaskEvent, _Mapping]] = ...) -> None: ...
+    heartbeat: Heartbeat
+    def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., event: _Optional[_Union[TaskEvent, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+
+class Heartbeat(_message.Message):
+    __slots__ = ("head_sequence", "time")
+    HEAD_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    head_sequence: int
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, head_sequence: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

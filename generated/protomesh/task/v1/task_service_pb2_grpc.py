@@ -144,8 +144,9 @@ class TaskServiceServicer:
 
     def WatchTask(self, request, context):
         """Streams a task: first its snapshot, then every event after `after_seq`
-        in order, ending after the terminal event. Resuming from the last
-        received sequence loses and repeats nothing.
+        in order, ending after the terminal event, with a heartbeat whenever the
+        task has been quiet for a few seconds. Resuming from the last received
+        sequence loses and repeats nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

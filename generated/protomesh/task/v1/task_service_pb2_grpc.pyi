@@ -63,8 +63,9 @@ class TaskServiceStub:
     """Deletes a task in a terminal state, with its events and artifacts."""
     WatchTask: _grpc.UnaryStreamMultiCallable[_task_service_pb2.WatchTaskRequest, _task_service_pb2.WatchTaskResponse]
     """Streams a task: first its snapshot, then every event after `after_seq`
-    in order, ending after the terminal event. Resuming from the last
-    received sequence loses and repeats nothing.
+    in order, ending after the terminal event, with a heartbeat whenever the
+    task has been quiet for a few seconds. Resuming from the last received
+    sequence loses and repeats nothing.
     """
 
 @_typing.type_check_only
@@ -102,8 +103,9 @@ class TaskServiceAsyncStub(TaskServiceStub):
     """Deletes a task in a terminal state, with its events and artifacts."""
     WatchTask: _aio.UnaryStreamMultiCallable[_task_service_pb2.WatchTaskRequest, _task_service_pb2.WatchTaskResponse]  # type: ignore[assignment]
     """Streams a task: first its snapshot, then every event after `after_seq`
-    in order, ending after the terminal event. Resuming from the last
-    received sequence loses and repeats nothing.
+    in order, ending after the terminal event, with a heartbeat whenever the
+    task has been quiet for a few seconds. Resuming from the last received
+    sequence loses and repeats nothing.
     """
 
 class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -186,8 +188,9 @@ class TaskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_task_service_pb2.WatchTaskResponse], _abc.AsyncIterator[_task_service_pb2.WatchTaskResponse]]:
         """Streams a task: first its snapshot, then every event after `after_seq`
-        in order, ending after the terminal event. Resuming from the last
-        received sequence loses and repeats nothing.
+        in order, ending after the terminal event, with a heartbeat whenever the
+        task has been quiet for a few seconds. Resuming from the last received
+        sequence loses and repeats nothing.
         """
 
 def add_TaskServiceServicer_to_server(servicer: TaskServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
