@@ -8,7 +8,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from protomesh.cost.v1 import cost_service_pb2 as pb
 from services.platform.errors import FieldViolation, InvalidArgument
+from services.platform.fieldmask import UpdateRules
 
 SCOPE_TENANT, SCOPE_USER, SCOPE_API_KEY, SCOPE_TASK = 1, 2, 3, 4
 TASK_NAME = re.compile(r"^tasks/[a-z0-9][a-z0-9-]{0,62}$")
@@ -69,20 +71,26 @@ def validate(spec: BudgetSpec, prefix: str = "budget") -> None:
         raise InvalidArgument("; ".join(f"{v.field}: {v.description}" for v in bad), bad)
 
 
-def apply_mask(current: BudgetSpec, new: BudgetSpec, paths: Sequence[str]) -> BudgetSpec:
-    """`current` with the masked fields taken from `new` (`*` = every updatable one)."""
-    if not paths:
-        raise InvalidArgument.for_field("update_mask", "name at least one field, or `*`")
-    if "*" in paths:
-        if len(paths) > 1:
-            raise InvalidArgument.for_field("update_mask", "`*` cannot be combined with fields")
-        paths = UPDATABLE
+UPDATE_RULES = UpdateRules(pb.Budget, UPDATABLE, IMMUTABLE)
+
+
+def apply_mask(
+    current: BudgetSpec, new: BudgetSpec, paths: Sequence[str], sent: pb.Budget | None = None
+) -> BudgetSpec:
+    """`current` with the masked fields taken from `new` (AIP-134,
+    `services.platform.fieldmask`: no paths = the fields populated in `sent`,
+    `*` = every updatable one). An immutable field `sent` populated must keep its value."""
+    update = UPDATE_RULES.resolve(paths, sent)
+    changed = [
+        name for name in sorted(update.immutable) if getattr(new, name) != getattr(current, name)
+    ]
+    if changed:
+        violations = [FieldViolation(f"budget.{name}", "is immutable") for name in changed]
+        raise InvalidArgument(
+            "; ".join(f"{v.field} {v.description}" for v in violations), violations
+        )
     changes: dict[str, object] = {}
-    for path in paths:
-        if path in IMMUTABLE:
-            raise InvalidArgument.for_field("update_mask", f"{path} is immutable")
-        if path not in UPDATABLE:
-            raise InvalidArgument.for_field("update_mask", f"unknown or output-only field {path!r}")
+    for path in update.fields:
         attribute = "alert_thresholds" if path == "alert_thresholds_percent" else path
         changes[attribute] = getattr(new, attribute)
     return replace(current, **changes)  # type: ignore[arg-type]

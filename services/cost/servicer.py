@@ -476,6 +476,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
                 ),
                 wanted,
                 list(request.update_mask.paths),
+                request.budget,
             )
             budget_rules.validate(merged)
             return self._fields(merged)

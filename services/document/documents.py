@@ -12,7 +12,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from protomesh.document.v1 import document_service_pb2 as pb
-from services.platform.errors import FieldViolation, InvalidArgument
+from services.platform.errors import InvalidArgument
+from services.platform.fieldmask import UpdateRules
 from services.platform.idempotency import request_digest
 
 NAME_PREFIX = "documents/"
@@ -25,7 +26,6 @@ MAX_PAGE_SIZE = 1000
 MAX_BATCH_ITEMS = 10_000
 
 UPDATABLE_FIELDS = ("title", "content", "mime_type", "labels", "metadata", "source_uri")
-OUTPUT_ONLY_FIELDS = ("name", "create_time", "update_time", "etag", "sequence", "size_bytes")
 
 
 def document_name(document_id: str) -> str:
@@ -105,32 +105,13 @@ def request_fingerprint(document: NewDocument, document_id: str) -> bytes:
     )
 
 
-def update_fields(paths: Iterable[str]) -> frozenset[str]:
-    """The fields an `update_mask` names; `*` means every updatable field."""
-    paths = list(paths)
-    if not paths:
-        raise InvalidArgument.for_field("update_mask", "name at least one field, or `*`")
-    fields: set[str] = set()
-    violations: list[FieldViolation] = []
-    for path in paths:
-        if path == "*":
-            fields.update(UPDATABLE_FIELDS)
-        elif path in UPDATABLE_FIELDS:
-            fields.add(path)
-        elif path in OUTPUT_ONLY_FIELDS:
-            violations.append(
-                FieldViolation("update_mask", f"{path!r} is output only and cannot be updated")
-            )
-        else:
-            violations.append(
-                FieldViolation(
-                    "update_mask",
-                    f"unknown field {path!r}; updatable: {', '.join(UPDATABLE_FIELDS)} or *",
-                )
-            )
-    if violations:
-        raise InvalidArgument("; ".join(v.description for v in violations), violations)
-    return frozenset(fields)
+UPDATE_RULES = UpdateRules(pb.Document, UPDATABLE_FIELDS)
+
+
+def update_fields(paths: Iterable[str], document: pb.Document | None = None) -> frozenset[str]:
+    """The fields an `update_mask` names (AIP-134, `services.platform.fieldmask`):
+    none means every populated updatable field of `document`, `*` every one."""
+    return UPDATE_RULES.resolve(paths, document).fields
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,7 @@ class DocumentServicer(pb_grpc.DocumentServiceServicer):
     async def UpdateDocument(self, request: pb.UpdateDocumentRequest, context: Any) -> pb.Document:
         document = request.document
         document_id = document_id_of(document.name, "document.name")
-        fields = documents.update_fields(request.update_mask.paths)
+        fields = documents.update_fields(request.update_mask.paths, document)
         if "content" in fields:
             documents.check_content(document.content, self.max_document_bytes)
         values = NewDocument(

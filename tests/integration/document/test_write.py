@@ -70,6 +70,7 @@ async def test_update_with_star_replaces_every_updatable_field(stub, auth) -> No
         (["labels.team"], "unknown field"),
         (["etag"], "output only"),
         (["create_time"], "output only"),
+        (["create_time.seconds"], "inside a field"),
         ([], "at least one"),
     ],
 )
@@ -82,11 +83,45 @@ async def test_update_with_a_bad_mask_is_invalid(stub, auth, paths, fragment) ->
     assert field_violations(err.value) == ["update_mask"] * max(len(paths), 1)
 
 
-async def test_update_without_a_mask_is_invalid(stub, auth) -> None:
+async def test_update_without_a_mask_updates_every_populated_field(stub, auth) -> None:
+    doc = await create(stub, auth, title="old", labels={"a": "1"}, source_uri="x")
+    # AIP-134: no mask = the populated fields; name and etag are populated and left alone.
+    updated = await stub.UpdateDocument(
+        pb.UpdateDocumentRequest(
+            document=pb.Document(name=doc.name, etag=doc.etag, title="new", labels={"b": "2"})
+        ),
+        metadata=auth,
+    )
+    assert (updated.title, dict(updated.labels)) == ("new", {"b": "2"})
+    assert (updated.content, updated.source_uri) == (doc.content, "x")
+    # The document as read, sent back changed: the same.
+    doc = updated
+    doc.content = "rewritten"
+    again = await stub.UpdateDocument(pb.UpdateDocumentRequest(document=doc), metadata=auth)
+    assert (again.content, again.title, again.source_uri) == ("rewritten", "new", "x")
+
+
+async def test_update_without_a_mask_or_populated_field_is_invalid(stub, auth) -> None:
     doc = await create(stub, auth)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.UpdateDocument(pb.UpdateDocumentRequest(document=doc), metadata=auth)
+        await stub.UpdateDocument(
+            pb.UpdateDocumentRequest(document=pb.Document(name=doc.name, etag=doc.etag)),
+            metadata=auth,
+        )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err.value) == ["update_mask"]
+
+
+async def test_update_with_star_and_other_paths_is_invalid(stub, auth) -> None:
+    doc = await create(stub, auth, title="kept")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.UpdateDocument(
+            update(pb.Document(name=doc.name, content="x"), "*", "title"), metadata=auth
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(err.value) == ["update_mask"]
+    current = await stub.GetDocument(pb.GetDocumentRequest(name=doc.name), metadata=auth)
+    assert current.title == "kept"
 
 
 async def test_update_clearing_content_is_invalid(stub, auth) -> None:

@@ -222,7 +222,8 @@ class CostServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateBudget(self, request, context):
-        """Updates the fields of a budget named in `update_mask`; etag-checked.
+        """Updates the fields of a budget named in `update_mask` (the fields
+        populated in `budget` when it is omitted); etag-checked.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -71,7 +71,9 @@ class CostServiceStub:
     ListBudgets: _grpc.UnaryUnaryMultiCallable[_cost_service_pb2.ListBudgetsRequest, _cost_service_pb2.ListBudgetsResponse]
     """Lists the caller's budgets."""
     UpdateBudget: _grpc.UnaryUnaryMultiCallable[_cost_service_pb2.UpdateBudgetRequest, _cost_service_pb2.Budget]
-    """Updates the fields of a budget named in `update_mask`; etag-checked."""
+    """Updates the fields of a budget named in `update_mask` (the fields
+    populated in `budget` when it is omitted); etag-checked.
+    """
     DeleteBudget: _grpc.UnaryUnaryMultiCallable[_cost_service_pb2.DeleteBudgetRequest, _cost_service_pb2.DeleteBudgetResponse]
     """Deletes a budget; active reservations against it are released."""
     Reserve: _grpc.UnaryUnaryMultiCallable[_cost_service_pb2.ReserveRequest, _cost_service_pb2.Reservation]
@@ -160,7 +162,9 @@ class CostServiceAsyncStub(CostServiceStub):
     ListBudgets: _aio.UnaryUnaryMultiCallable[_cost_service_pb2.ListBudgetsRequest, _cost_service_pb2.ListBudgetsResponse]  # type: ignore[assignment]
     """Lists the caller's budgets."""
     UpdateBudget: _aio.UnaryUnaryMultiCallable[_cost_service_pb2.UpdateBudgetRequest, _cost_service_pb2.Budget]  # type: ignore[assignment]
-    """Updates the fields of a budget named in `update_mask`; etag-checked."""
+    """Updates the fields of a budget named in `update_mask` (the fields
+    populated in `budget` when it is omitted); etag-checked.
+    """
     DeleteBudget: _aio.UnaryUnaryMultiCallable[_cost_service_pb2.DeleteBudgetRequest, _cost_service_pb2.DeleteBudgetResponse]  # type: ignore[assignment]
     """Deletes a budget; active reservations against it are released."""
     Reserve: _aio.UnaryUnaryMultiCallable[_cost_service_pb2.ReserveRequest, _cost_service_pb2.Reservation]  # type: ignore[assignment]
@@ -306,7 +310,9 @@ class CostServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _cost_service_pb2.UpdateBudgetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_cost_service_pb2.Budget, _abc.Awaitable[_cost_service_pb2.Budget]]:
-        """Updates the fields of a budget named in `update_mask`; etag-checked."""
+        """Updates the fields of a budget named in `update_mask` (the fields
+        populated in `budget` when it is omitted); etag-checked.
+        """
 
     @_abc_1.abstractmethod
     def DeleteBudget(

@@ -118,7 +118,8 @@ class DocumentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateDocument(self, request, context):
-        """Updates the fields named in `update_mask` (all updatable fields for `*`).
+        """Updates the fields named in `update_mask` (all updatable fields for `*`;
+        the fields populated in `document` when it is omitted).
         When `document.etag` is set it must match the stored etag, or the call
         fails with ABORTED.
         """

@@ -52,7 +52,8 @@ class DocumentServiceStub:
     keyset-based: pages stay stable while documents are being added.
     """
     UpdateDocument: _grpc.UnaryUnaryMultiCallable[_document_service_pb2.UpdateDocumentRequest, _document_service_pb2.Document]
-    """Updates the fields named in `update_mask` (all updatable fields for `*`).
+    """Updates the fields named in `update_mask` (all updatable fields for `*`;
+    the fields populated in `document` when it is omitted).
     When `document.etag` is set it must match the stored etag, or the call
     fails with ABORTED.
     """
@@ -97,7 +98,8 @@ class DocumentServiceAsyncStub(DocumentServiceStub):
     keyset-based: pages stay stable while documents are being added.
     """
     UpdateDocument: _aio.UnaryUnaryMultiCallable[_document_service_pb2.UpdateDocumentRequest, _document_service_pb2.Document]  # type: ignore[assignment]
-    """Updates the fields named in `update_mask` (all updatable fields for `*`).
+    """Updates the fields named in `update_mask` (all updatable fields for `*`;
+    the fields populated in `document` when it is omitted).
     When `document.etag` is set it must match the stored etag, or the call
     fails with ABORTED.
     """
@@ -169,7 +171,8 @@ class DocumentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _document_service_pb2.UpdateDocumentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_document_service_pb2.Document, _abc.Awaitable[_document_service_pb2.Document]]:
-        """Updates the fields named in `update_mask` (all updatable fields for `*`).
+        """Updates the fields named in `update_mask` (all updatable fields for `*`;
+        the fields populated in `document` when it is omitted).
         When `document.etag` is set it must match the stored etag, or the call
         fails with ABORTED.
         """
