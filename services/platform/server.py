@@ -8,6 +8,9 @@ from the CA; it never opens a plaintext port for RPCs. The one plaintext port it
 may open, `PROTOMESH_HEALTH_PORT`, serves nothing but `grpc.health.v1` (no token
 is ever sent there, no data comes back) for probes that cannot speak TLS.
 
+Reflection serves the contracts with their comments
+(`services.platform.reflection`), so `grpcurl describe` shows the docs.
+
 Each service provides a `ServiceSpec`: its descriptor, the generated
 `add_*Servicer_to_server` function and an async factory that builds the
 servicer (and any background loops) from the shared `Runtime`.
@@ -27,7 +30,7 @@ import asyncpg
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from services.platform.auth import JwksSource, TokenVerifier
 from services.platform.channels import server_options
@@ -39,6 +42,7 @@ from services.platform.interceptors import RateLimiter, ServerChain, WrappingInt
 from services.platform.limits import LimitConfig, TenantLimits
 from services.platform.logs import configure_logging, get_logger
 from services.platform.policy import service_methods
+from services.platform.reflection import CommentedReflection, commented_files
 from services.platform.telemetry import configure_tracing, serve_metrics
 from services.platform.tls import load as load_tls
 
@@ -247,8 +251,11 @@ class ServiceServer:
         )
         self.spec.add_to_server(self._parts.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (self.spec.descriptor.full_name, reflection.SERVICE_NAME, health.SERVICE_NAME),
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            CommentedReflection(
+                (self.spec.descriptor.full_name, reflection.SERVICE_NAME, health.SERVICE_NAME),
+                commented_files(),
+            ),
             server,
         )
         address = f"{settings.host}:{self.requested_port}"
