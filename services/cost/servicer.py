@@ -703,9 +703,7 @@ class CostServicer(pb_grpc.CostServiceServicer):
         def heartbeat(last: pb.SpendEvent | None) -> pb.SpendEvent:
             head = request.after_sequence if last is None else last.sequence
             stamp = heartbeats.now()
-            return pb.SpendEvent(
-                time=stamp, heartbeat=pb.Heartbeat(head_sequence=head, time=stamp)
-            )
+            return pb.SpendEvent(time=stamp, heartbeat=pb.Heartbeat(head_sequence=head, time=stamp))
 
         async for event in heartbeats.with_heartbeats(
             events(), self.options.watch_heartbeat_seconds, heartbeat

@@ -261,9 +261,7 @@ class TaskServicer(pb_grpc.TaskServiceServicer):
                 )
 
             events = self._events_after(tenant, task_id, request.after_seq, wake)
-            async for item in heartbeats.with_heartbeats(
-                events, self.heartbeat_seconds, heartbeat
-            ):
+            async for item in heartbeats.with_heartbeats(events, self.heartbeat_seconds, heartbeat):
                 yield item
 
     async def _events_after(
