@@ -6,7 +6,8 @@ Other services talk to protomesh through these modules (`protomesh.<service>.v1`
 messages, gRPC stubs and type stubs, and the `buf.validate` options they import),
 so the wheel holds `generated/` and nothing of the services, and depends only on
 protobuf, grpcio and googleapis-common-protos. The project file is
-packaging/protomesh-api/pyproject.toml; the version is protomesh's own.
+packaging/protomesh-api/pyproject.toml.in, a template whose version is filled
+in with protomesh's own.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def version() -> str:
 def stage(into: Path) -> None:
     """The wheel's source tree: its pyproject (with protomesh's version), README,
     LICENSE and a copy of generated/'s packages under src/."""
-    project = (PACKAGING / "pyproject.toml").read_text().replace("@VERSION@", version())
+    project = (PACKAGING / "pyproject.toml.in").read_text().replace("@VERSION@", version())
     (into / "pyproject.toml").write_text(project)
     shutil.copy(PACKAGING / "README.md", into / "README.md")
     shutil.copy(ROOT / "LICENSE", into / "LICENSE")
