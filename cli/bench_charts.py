@@ -17,9 +17,7 @@ from cli.bench_report import leaves, number
 PERCENTILES = ("p50_ms", "p95_ms", "p99_ms")
 THROUGHPUT = re.compile(r"(per_s|per_second|qps|rps)$")
 QUALITY = re.compile(r"(ndcg|recall|overlap|precision|correct_citation|abstention_rate)")
-BASELINE = re.compile(
-    r"(bare|reference|baseline|per_call|raw|text|alone|floor|(^|[._])grpc($|[._]))"
-)
+BASELINE = re.compile(r"(bare|reference|baseline|per_call|raw|text|alone|floor)")
 T = TypeVar("T")
 MAX_SERIES = 14  # more bars than this in one panel cannot be read
 ACCENT, GREY = "#2b6cb0", "#a0aec0"
