@@ -46,27 +46,33 @@ def stage(into: Path) -> None:
         )
 
 
+def pip_wheel(source: Path, out: Path) -> None:
+    """`pip wheel` of the project in `source` into `out`, with this interpreter's
+    setuptools (no isolated build environment to download) and no dependencies."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--wheel-dir",
+            str(out),
+            str(source),
+        ],
+        check=True,
+    )
+
+
 def build(out: Path) -> Path:
     """Builds the wheel into `out` and returns its path."""
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="protomesh-api-") as scratch:
         stage(Path(scratch))
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--quiet",
-                "--no-deps",
-                "--no-build-isolation",
-                "--disable-pip-version-check",
-                "--wheel-dir",
-                str(out),
-                scratch,
-            ],
-            check=True,
-        )
+        pip_wheel(Path(scratch), out)
     return out / f"protomesh_api-{version()}-py3-none-any.whl"
 
 

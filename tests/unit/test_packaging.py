@@ -5,10 +5,10 @@ must travel with it)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
+
+from tools.build_api_wheel import pip_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "services/platform/models/all-minilm-l6-v2"
@@ -23,22 +23,7 @@ def test_the_wheel_holds_the_licence_and_the_models_licence_and_notice(tmp_path:
         shutil.copy(ROOT / name, source / name)
     for name in ("services", "gateway", "cli", "generated"):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--disable-pip-version-check",
-            "--wheel-dir",
-            str(tmp_path),
-            str(source),
-        ],
-        check=True,
-    )
+    pip_wheel(source, tmp_path)
     (wheel,) = tmp_path.glob("protomesh-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
 
