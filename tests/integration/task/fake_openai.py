@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.asgi import serving
 
 
 @dataclass
@@ -74,18 +74,5 @@ def app_for(script: Script) -> Starlette:
 @asynccontextmanager
 async def fake_openai(script: Script) -> AsyncIterator[str]:
     """Serves `script`; yields the base URL (`http://127.0.0.1:<port>/v1`)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app_for(script), log_level="warning", lifespan="off"))
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
+    async with serving(app_for(script)) as origin:
+        yield f"{origin}/v1"

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.search.embedders import HashingEmbedder
+from tests.asgi import serving
 
 
 @dataclass(frozen=True)
@@ -150,20 +149,6 @@ class FakeProvider:
 async def fake_provider(**options: Any) -> AsyncIterator[FakeProvider]:
     """A running provider; its `url` is the base URL (`http://127.0.0.1:<port>/v1`)."""
     provider = FakeProvider(**options)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    provider.url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    config = uvicorn.Config(provider.app(), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
+    async with serving(provider.app(), force_exit=True) as origin:
+        provider.url = f"{origin}/v1"
         yield provider
-    finally:
-        server.should_exit = True
-        server.force_exit = True
-        await serving
-        sock.close()
