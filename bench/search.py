@@ -606,10 +606,10 @@ async def _end_to_end(
     model_p50 = min(latency_summary(alone)["p50_ms"], latency_summary(alone_spinning)["p50_ms"])
     hybrid_p50 = latency["hybrid"]["p50_ms"]
     limit = round(E2E_GOAL_OVER_MODEL_MS + model_p50, 3)
-    met = hybrid_p50 <= limit
+    goal = at_most(hybrid_p50, limit)
     print(
         f"hybrid p50 {hybrid_p50:.1f} ms (goal ≤ {E2E_GOAL_OVER_MODEL_MS:g} ms + the model's "
-        f"{model_p50:.1f} ms = {limit:.1f} ms: {'met' if met else 'NOT met'}); keyword "
+        f"{model_p50:.1f} ms = {limit:.1f} ms: {'met' if goal['met'] else 'NOT met'}); keyword "
         f"{latency['keyword']['p50_ms']:.1f}, vector {latency['vector']['p50_ms']:.1f}",
         file=sys.stderr,
         flush=True,
@@ -630,7 +630,7 @@ async def _end_to_end(
         "model_query_embedding_onnxruntime_defaults": latency_summary(alone_spinning),
         "hybrid_p50_over_model_p50_ms": round(hybrid_p50 - model_p50, 3),
         "degraded_answers": degraded,
-        "goals": {"hybrid_p50_ms": {"value": hybrid_p50, "max": limit, "met": met}},
+        "goals": {"hybrid_p50_ms": goal},
         "cpus": os.cpu_count(),
     }
 
